@@ -1,0 +1,197 @@
+//go:build linux
+
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"unsafe"
+
+	iouring "github.com/iceber/iouring-go"
+	iouring_syscall "github.com/iceber/iouring-go/syscall"
+)
+
+// Ring is one io_uring instance. It is safe for concurrent use.
+type Ring struct {
+	r       *iouring.IOURing
+	entries int
+}
+
+// New creates a ring with room for entries submission queue entries. The
+// error wraps the errno of io_uring_setup, so callers can test for
+// syscall.EPERM (disabled by sysctl or blocked by seccomp), syscall.ENOSYS
+// (kernel without io_uring) or syscall.ENOMEM and fall back to plain I/O.
+func New(entries uint) (*Ring, error) {
+	if entries == 0 {
+		return nil, errors.New("ring: entries must be > 0")
+	}
+	r, err := iouring.New(entries)
+	if err != nil {
+		return nil, fmt.Errorf("ring: io_uring_setup(%d): %w", entries, unwrapErrno(err))
+	}
+	return &Ring{r: r, entries: r.Size()}, nil
+}
+
+// unwrapErrno returns a syscall.Errno when err carries one, so errors.Is works
+// however the library wrapped it.
+func unwrapErrno(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
+}
+
+// Probe reports whether io_uring can be used on this machine: it sets up a
+// tiny ring, registers one page as a fixed buffer and tears both down. A nil
+// result means the io_uring backend will work; otherwise the error wraps the
+// errno that stopped it.
+func Probe() error {
+	r, err := New(4)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	page := make([]byte, os.Getpagesize())
+	if err := r.RegisterBuffers([][]byte{page}); err != nil {
+		return err
+	}
+	return r.UnregisterBuffers()
+}
+
+// Entries is the submission queue size: the most ops one chain may hold.
+func (r *Ring) Entries() int { return r.entries }
+
+// RegisterBuffers registers bufs as fixed buffers 0..len(bufs)-1
+// (IORING_REGISTER_BUFFERS). The memory must stay mapped and unmoved until
+// UnregisterBuffers. ENOMEM means RLIMIT_MEMLOCK is too small.
+func (r *Ring) RegisterBuffers(bufs [][]byte) error {
+	if err := r.r.RegisterBuffers(bufs); err != nil {
+		return fmt.Errorf("ring: register %d buffers: %w", len(bufs), unwrapErrno(err))
+	}
+	return nil
+}
+
+// UnregisterBuffers drops every registered buffer.
+func (r *Ring) UnregisterBuffers() error {
+	if err := r.r.UnRegisterBuffers(); err != nil {
+		return fmt.Errorf("ring: unregister buffers: %w", unwrapErrno(err))
+	}
+	return nil
+}
+
+// Close tears the ring down. Ops still in flight complete in the kernel, but
+// their completions are no longer delivered: drain before closing.
+func (r *Ring) Close() error {
+	return r.r.Close()
+}
+
+// completion adapts the library's request set.
+type completion struct {
+	set iouring.RequestSet
+	ops []Op // keeps heap buffers referenced while the kernel uses them
+	res []int32
+}
+
+func (c *completion) Done() <-chan struct{} { return c.set.Done() }
+
+func (c *completion) Results() []int32 {
+	if c.res == nil {
+		reqs := c.set.Requests()
+		res := make([]int32, len(reqs))
+		for i, req := range reqs {
+			n, err := req.GetRes()
+			if err != nil {
+				// Not completed: callers must wait for Done first.
+				n = -int(syscall.EINPROGRESS)
+			}
+			res[i] = int32(n)
+		}
+		c.res = res
+	}
+	return c.res
+}
+
+// Submit implements Submitter.
+func (r *Ring) Submit(ops []Op) (Completion, error) {
+	if len(ops) == 0 {
+		return nil, errors.New("ring: empty chain")
+	}
+	if len(ops) > r.entries {
+		return nil, fmt.Errorf("ring: chain of %d ops exceeds ring size %d", len(ops), r.entries)
+	}
+	kept := make([]Op, len(ops))
+	copy(kept, ops)
+	preps := make([]iouring.PrepRequest, len(kept))
+	for i := range kept {
+		if err := validate(kept[i]); err != nil {
+			return nil, err
+		}
+		preps[i] = prep(kept[i], i < len(kept)-1)
+	}
+	set, err := r.r.SubmitRequests(preps, nil)
+	if err != nil {
+		if errors.Is(err, iouring.ErrIOURingClosed) {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("ring: submit: %w", unwrapErrno(err))
+	}
+	return &completion{set: set, ops: kept}, nil
+}
+
+func validate(op Op) error {
+	switch op.Kind {
+	case WriteFixed, ReadFixed, Write, Read:
+		if len(op.Buf) == 0 {
+			return fmt.Errorf("ring: %v with an empty buffer", op.Kind)
+		}
+		if op.Offset < 0 {
+			return fmt.Errorf("ring: %v at negative offset %d", op.Kind, op.Offset)
+		}
+		if uint64(len(op.Buf)) > 1<<31 {
+			return fmt.Errorf("ring: %v of %d bytes is too large", op.Kind, len(op.Buf))
+		}
+	case Fdatasync, Fsync:
+	default:
+		return fmt.Errorf("ring: unknown op %v", op.Kind)
+	}
+	if op.Fd < 0 {
+		return fmt.Errorf("ring: %v on bad fd %d", op.Kind, op.Fd)
+	}
+	return nil
+}
+
+func prep(op Op, link bool) iouring.PrepRequest {
+	return func(sqe iouring_syscall.SubmissionQueueEntry, _ *iouring.UserData) {
+		var addr uint64
+		if len(op.Buf) > 0 {
+			addr = uint64(uintptr(unsafe.Pointer(&op.Buf[0])))
+		}
+		switch op.Kind {
+		case WriteFixed:
+			sqe.PrepOperation(iouring_syscall.IORING_OP_WRITE_FIXED, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
+			sqe.SetBufIndex(op.BufIndex)
+		case ReadFixed:
+			sqe.PrepOperation(iouring_syscall.IORING_OP_READ_FIXED, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
+			sqe.SetBufIndex(op.BufIndex)
+		case Write:
+			sqe.PrepOperation(iouring_syscall.IORING_OP_WRITE, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
+		case Read:
+			sqe.PrepOperation(iouring_syscall.IORING_OP_READ, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
+		case Fdatasync:
+			sqe.PrepOperation(iouring_syscall.IORING_OP_FSYNC, int32(op.Fd), 0, 0, 0)
+			sqe.SetOpFlags(iouring_syscall.IORING_FSYNC_DATASYNC)
+		case Fsync:
+			sqe.PrepOperation(iouring_syscall.IORING_OP_FSYNC, int32(op.Fd), 0, 0, 0)
+		}
+		if link {
+			sqe.SetFlags(iouring_syscall.IOSQE_FLAGS_IO_LINK)
+		}
+	}
+}
