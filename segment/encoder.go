@@ -1,0 +1,174 @@
+package segment
+
+import "fmt"
+
+// Encoder lays frames of one segment into caller-owned buffers, each of which
+// maps to a known range of the segment file: buf[0] is written at the
+// segment offset given to Reset, and the buffers given to Continue follow one
+// another. It assigns LSNs, stamps the segment's salt and the writer's epoch,
+// and reports the segment offset of every frame. It does no I/O and keeps no
+// reference to a buffer after the next Reset or Continue.
+//
+// An Encoder is not safe for concurrent use.
+type Encoder struct {
+	salt   uint32
+	epoch  uint16
+	maxRec int
+
+	buf  []byte // current buffer, written in full length
+	base int64  // segment offset of buf[0]
+	n    int    // bytes of buf in use
+	next uint64 // LSN of the next frame
+
+	// A frame split by AppendSplit whose end did not fit: the header bytes
+	// and payload bytes still to copy, laid by Continue.
+	pendHdr  [FrameHeaderSize]byte
+	pendHdrN int // the last pendHdrN bytes of pendHdr are still to copy
+	pendPay  []byte
+}
+
+// NewEncoder returns an Encoder for a segment with the given salt
+// (Header.Salt) and writer epoch (0 for the writer that created the segment,
+// Reader.LastEpoch()+1 for one that resumes it). Records longer than
+// maxRecordSize are refused; zero or less means DefaultMaxRecordSize, and
+// values above MaxRecordSizeLimit mean MaxRecordSizeLimit. Call Reset before
+// the first Append.
+func NewEncoder(salt uint32, epoch uint16, maxRecordSize int) *Encoder {
+	if maxRecordSize <= 0 {
+		maxRecordSize = DefaultMaxRecordSize
+	}
+	return &Encoder{salt: salt, epoch: epoch, maxRec: min(maxRecordSize, MaxRecordSizeLimit)}
+}
+
+// Reset points the encoder at buf, which maps to the segment bytes
+// [segOffset, segOffset+len(buf)), and sets the LSN of the next frame. Any
+// split frame still pending is dropped. The whole length of buf is used.
+func (e *Encoder) Reset(buf []byte, segOffset int64, nextLSN uint64) {
+	e.buf, e.base, e.n, e.next = buf, segOffset, 0, nextLSN
+	e.pendHdrN, e.pendPay = 0, nil
+}
+
+// Continue moves the encoder to buf, which maps to the segment bytes that
+// follow the ones laid so far (from Offset() on), and first lays as much of a
+// pending split frame as fits.
+func (e *Encoder) Continue(buf []byte) {
+	e.base += int64(e.n)
+	e.buf, e.n = buf, 0
+	e.layPending()
+}
+
+// Append lays one whole frame for payload at the current position and returns
+// its LSN and segment offset. durable is the writer's durable watermark: every
+// LSN <= durable has been acknowledged; it must be below the new LSN (a plain
+// sequential writer passes NextLSN()-1). flags is 0 or FlagBatchContinues.
+//
+// If the frame does not fit in what is left of the buffer, Append returns
+// ErrBufferFull and lays nothing; a payload above the size limit gets an error
+// wrapping ErrRecordTooLarge. Append does not allocate.
+func (e *Encoder) Append(payload []byte, durable uint64, flags uint8) (lsn uint64, frameOffset int64, err error) {
+	if err := e.check(payload, durable, flags); err != nil {
+		return 0, 0, err
+	}
+	size := FrameSize(len(payload))
+	if e.pending() || size > len(e.buf)-e.n {
+		return 0, 0, ErrBufferFull
+	}
+	dst := e.buf[e.n : e.n+size]
+	EncodeFrameHeader(dst, e.salt, e.frameHeader(durable, flags), payload)
+	copy(dst[FrameHeaderSize:], payload)
+	return e.advance(size)
+}
+
+// AppendSplit is Append for frames that may be larger than what is left of
+// the buffer (or larger than any buffer): it lays as much of the frame as fits
+// and keeps the rest pending; each following Continue lays more. Until
+// Pending() is zero the caller must not modify payload, and Append and
+// AppendSplit return ErrBufferFull. A frame that fits is laid whole, as by
+// Append.
+func (e *Encoder) AppendSplit(payload []byte, durable uint64, flags uint8) (lsn uint64, frameOffset int64, err error) {
+	if err := e.check(payload, durable, flags); err != nil {
+		return 0, 0, err
+	}
+	if e.pending() {
+		return 0, 0, ErrBufferFull
+	}
+	size := FrameSize(len(payload))
+	if size <= len(e.buf)-e.n {
+		return e.Append(payload, durable, flags)
+	}
+	EncodeFrameHeader(e.pendHdr[:], e.salt, e.frameHeader(durable, flags), payload)
+	e.pendHdrN, e.pendPay = FrameHeaderSize, payload
+	lsn, frameOffset = e.next, e.Offset()
+	e.next++
+	e.layPending()
+	return lsn, frameOffset, nil
+}
+
+// Pending returns the number of bytes of a split frame that are still to be
+// laid by Continue.
+func (e *Encoder) Pending() int { return e.pendHdrN + len(e.pendPay) }
+
+// Bytes returns the part of the current buffer laid so far.
+func (e *Encoder) Bytes() []byte { return e.buf[:e.n] }
+
+// Len returns the number of bytes of the current buffer laid so far.
+func (e *Encoder) Len() int { return e.n }
+
+// Available returns the number of bytes left in the current buffer.
+func (e *Encoder) Available() int { return len(e.buf) - e.n }
+
+// Offset returns the segment offset of the next byte to lay: the end of the
+// frames laid so far.
+func (e *Encoder) Offset() int64 { return e.base + int64(e.n) }
+
+// NextLSN returns the LSN the next frame will get.
+func (e *Encoder) NextLSN() uint64 { return e.next }
+
+// Salt returns the segment salt the encoder stamps.
+func (e *Encoder) Salt() uint32 { return e.salt }
+
+// Epoch returns the writer epoch the encoder stamps.
+func (e *Encoder) Epoch() uint16 { return e.epoch }
+
+func (e *Encoder) check(payload []byte, durable uint64, flags uint8) error {
+	if len(payload) > e.maxRec {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(payload), e.maxRec)
+	}
+	if flags&^FlagBatchContinues != 0 {
+		return fmt.Errorf("segment: unknown frame flags %#x", flags)
+	}
+	if durable >= e.next {
+		return fmt.Errorf("segment: durable watermark %d not below lsn %d", durable, e.next)
+	}
+	return nil
+}
+
+func (e *Encoder) frameHeader(durable uint64, flags uint8) FrameHeader {
+	return FrameHeader{LSN: e.next, Lag: lagFor(e.next, durable), Type: TypeRecord, Flags: flags, Epoch: e.epoch}
+}
+
+func (e *Encoder) advance(size int) (uint64, int64, error) {
+	lsn, off := e.next, e.Offset()
+	e.n += size
+	e.next++
+	return lsn, off, nil
+}
+
+func (e *Encoder) pending() bool { return e.Pending() > 0 }
+
+// layPending copies as much of the pending split frame as fits.
+func (e *Encoder) layPending() {
+	if e.pendHdrN > 0 {
+		c := copy(e.buf[e.n:], e.pendHdr[FrameHeaderSize-e.pendHdrN:])
+		e.n += c
+		e.pendHdrN -= c
+	}
+	if e.pendHdrN == 0 && len(e.pendPay) > 0 {
+		c := copy(e.buf[e.n:], e.pendPay)
+		e.n += c
+		e.pendPay = e.pendPay[c:]
+	}
+	if len(e.pendPay) == 0 {
+		e.pendPay = nil
+	}
+}

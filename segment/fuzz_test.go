@@ -1,0 +1,214 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// fuzzMaxRecord is the record limit the fuzzed readers run with: above every
+// payload of the seeds, small enough that mutated lengths cross it.
+const fuzzMaxRecord = 4096
+
+// seedFiles returns the files of the golden logs in testdata.
+func seedFiles(f *testing.F) [][]byte {
+	paths, err := filepath.Glob(filepath.Join(goldenDir, "*", "*"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var out [][]byte
+	for _, p := range paths {
+		if filepath.Base(p) == "README.md" {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		f.Fatal("no seed files in testdata; run go test ./segment -run TestGolden -update")
+	}
+	return out
+}
+
+// FuzzReader reads arbitrary bytes as a segment file. The reader must not
+// panic, must return only records whose checksum verifies (checked here with
+// the standard library's CRC-32C, from the raw bytes), in LSN and offset
+// order, and must never read or hold a payload above the record limit.
+//
+// The input comes in two parts so that the fuzzer does not spend its time on
+// the 4 KiB of zeros between header and frames: the file is hdr, and when
+// frames is not empty, hdr padded with zeros (or cut) to DataOffset followed
+// by frames. The seeds are the golden logs of testdata, split that way.
+func FuzzReader(f *testing.F) {
+	for _, b := range seedFiles(f) {
+		if len(b) <= DataOffset {
+			f.Add(b, []byte(nil))
+			continue
+		}
+		f.Add(b[:HeaderSize], b[DataOffset:min(len(b), DataOffset+1500)])
+		// The tail end of the log, where the damage mostly is.
+		if end := writtenEndOf(b, DataOffset); end > DataOffset+1500 {
+			f.Add(b[:HeaderSize], b[max(DataOffset, end-1500):min(int64(len(b)), end+100)])
+		}
+	}
+	f.Fuzz(func(t *testing.T, hdr, frames []byte) {
+		data := hdr
+		if len(frames) > 0 {
+			data = make([]byte, DataOffset+len(frames))
+			copy(data, hdr[:min(len(hdr), DataOffset)])
+			copy(data[DataOffset:], frames)
+		}
+		fuzzRead(t, data)
+		// Mutations of the header mostly break its checksum; read the
+		// frames again behind a repaired header so they get explored too.
+		if len(data) >= HeaderSize {
+			fixed := bytes.Clone(data)
+			repairHeader(fixed)
+			fuzzRead(t, fixed)
+		}
+	})
+}
+
+// sizeCheckingReaderAt records the largest read.
+type sizeCheckingReaderAt struct {
+	r       io.ReaderAt
+	maxRead int
+}
+
+func (s *sizeCheckingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	s.maxRead = max(s.maxRead, len(p))
+	return s.r.ReadAt(p, off)
+}
+
+func fuzzRead(t *testing.T, data []byte) {
+	// Vary the read size with the input so that windows end everywhere.
+	bufSize := 24 + len(data)%977
+	ra := &sizeCheckingReaderAt{r: bytes.NewReader(data)}
+	r, err := NewReader(ra, int64(len(data)), ReaderOptions{MaxRecordSize: fuzzMaxRecord, BufferSize: bufSize})
+	if err != nil {
+		if !errors.Is(err, ErrNoHeader) && !errors.Is(err, ErrUnsupportedVersion) && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("NewReader: unexpected error %v", err)
+		}
+		return
+	}
+	salt := binary.LittleEndian.Uint32(data[hdrSalt:])
+	lsn := binary.LittleEndian.Uint64(data[hdrBaseLSN:])
+	off := int64(DataOffset)
+	for n := 0; ; n++ {
+		if n > len(data)/FrameHeaderSize {
+			t.Fatalf("more records than frames fit in %d bytes", len(data))
+		}
+		rec, err := r.Next()
+		if err != nil {
+			checkEnd(t, err, r, int64(len(data)), off)
+			break
+		}
+		if rec.Offset != off || rec.LSN != lsn {
+			t.Fatalf("record lsn %d at %d, want lsn %d at %d", rec.LSN, rec.Offset, lsn, off)
+		}
+		if len(rec.Payload) > fuzzMaxRecord {
+			t.Fatalf("payload of %d bytes above the limit", len(rec.Payload))
+		}
+		end := off + int64(FrameSize(len(rec.Payload)))
+		if end > int64(len(data)) {
+			t.Fatalf("record at %d runs past the end of the file", off)
+		}
+		frame := data[off:end]
+		if got, want := independentCRC(salt, frame), binary.LittleEndian.Uint32(frame); got != want || rec.CRC != want {
+			t.Fatalf("record lsn %d at %d: checksum %#x, stored %#x, reported %#x", rec.LSN, off, got, want, rec.CRC)
+		}
+		if frame[frmType] != TypeRecord || !bytes.Equal(frame[FrameHeaderSize:], rec.Payload) {
+			t.Fatalf("record lsn %d at %d does not match the file", rec.LSN, off)
+		}
+		off, lsn = end, lsn+1
+	}
+	if cap(r.big) > fuzzMaxRecord {
+		t.Fatalf("payload buffer of %d bytes above the limit", cap(r.big))
+	}
+	if ra.maxRead > max(fuzzMaxRecord, bufSize) {
+		t.Fatalf("read of %d bytes", ra.maxRead)
+	}
+}
+
+// checkEnd checks the error that ended a read: one of the three outcomes,
+// with positions inside the file.
+func checkEnd(t *testing.T, err error, r *Reader, size, off int64) {
+	var te *TornTailError
+	var ce *CorruptionError
+	switch {
+	case err == io.EOF:
+		if r.Offset() != off {
+			t.Fatalf("clean end at %d, last record ended at %d", r.Offset(), off)
+		}
+	case errors.As(err, &te):
+		if te.Offset < DataOffset || te.Offset > off || te.End < te.Offset || te.End > max(size, off) {
+			t.Fatalf("torn tail out of range: %v (size %d, last record end %d)", te, size, off)
+		}
+	case errors.As(err, &ce):
+		if ce.Offset != off {
+			t.Fatalf("corruption at %d, want at %d: %v", ce.Offset, off, ce)
+		}
+	default:
+		t.Fatalf("unexpected error %v", err)
+	}
+}
+
+// repairHeader makes b's header valid while keeping its salt and base LSN.
+func repairHeader(b []byte) {
+	h := Header{
+		Seq:     max(1, binary.LittleEndian.Uint64(b[hdrSeq:])),
+		BaseLSN: max(1, binary.LittleEndian.Uint64(b[hdrBaseLSN:])),
+		Size:    DataOffset,
+		Salt:    binary.LittleEndian.Uint32(b[hdrSalt:]),
+	}
+	h.MarshalTo(b)
+}
+
+// FuzzHeader parses arbitrary header bytes: no panic, only the documented
+// errors, and a header that parses marshals back to the same bytes.
+func FuzzHeader(f *testing.F) {
+	for _, b := range seedFiles(f) {
+		f.Add(b[:min(len(b), HeaderSize)])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := ParseHeader(b)
+		if err != nil {
+			if !errors.Is(err, ErrNoHeader) && !errors.Is(err, ErrUnsupportedVersion) && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		var out [HeaderSize]byte
+		h.MarshalTo(out[:])
+		if !bytes.Equal(out[:], b[:HeaderSize]) {
+			t.Fatalf("header %+v does not marshal back to its bytes", h)
+		}
+	})
+}
+
+// FuzzFileName checks that only names FileName makes parse, and that they
+// round-trip.
+func FuzzFileName(f *testing.F) {
+	for _, s := range []string{FileName(1), FileName(1) + TempFileSuffix, "notes.txt", "0001.seg", "18446744073709551615.seg", "18446744073709551616.seg"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		base, ok := ParseFileName(name)
+		if ok && FileName(base) != name {
+			t.Fatalf("%q parses as %d, which is named %q", name, base, FileName(base))
+		}
+		if len(name) >= 8 {
+			lsn := binary.LittleEndian.Uint64([]byte(name))
+			if got, ok := ParseFileName(FileName(lsn)); lsn != 0 && (!ok || got != lsn) {
+				t.Fatalf("FileName(%d) does not parse back", lsn)
+			}
+		}
+	})
+}

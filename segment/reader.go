@@ -1,0 +1,530 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/klauspost/crc32"
+)
+
+// ReaderOptions configures a Reader. The zero value is ready to use.
+type ReaderOptions struct {
+	// MaxRecordSize is the largest payload the reader accepts; a frame that
+	// claims more is invalid. Zero means DefaultMaxRecordSize. It must not
+	// exceed MaxRecordSizeLimit, and it must be at least the limit the
+	// writer used, or records the writer accepted read as damage.
+	MaxRecordSize int
+	// FileBaseLSN, when not zero, is the base LSN named by the file name
+	// (ParseFileName); a header with another BaseLSN is corruption.
+	// OpenReader fills it in from the path.
+	FileBaseLSN uint64
+	// Name names the segment in errors. OpenReader uses the path.
+	Name string
+	// BufferSize is the size of the reads issued to the io.ReaderAt, and of
+	// the buffer the reader keeps for them. Zero means DefaultBufferSize;
+	// other values below FrameHeaderSize are raised to it.
+	BufferSize int
+}
+
+// Record is one record returned by Reader.Next.
+type Record struct {
+	// LSN is the record's log sequence number.
+	LSN uint64
+	// Offset is the offset of the record's frame in the segment file.
+	Offset int64
+	// Payload is the record's data. It is valid until the next call to
+	// Next or Seek: copy it to keep it.
+	Payload []byte
+	// Flags are the frame flags (FlagBatchContinues).
+	Flags uint8
+	// Epoch is the writer incarnation that wrote the frame.
+	Epoch uint16
+	// Lag is the frame's lag: every LSN <= LSN-Lag was acknowledged when the
+	// frame was written.
+	Lag uint32
+	// CRC is the frame checksum, which the reader verified.
+	CRC uint32
+}
+
+// BatchContinues reports whether the record's atomic batch continues with
+// the next record. A caller that applies records as it reads holds such
+// records back until the batch's last record arrives: if the segment ends
+// first, Next returns a *TornTailError whose Offset and LSN are those of the
+// batch's first record.
+func (r Record) BatchContinues() bool { return r.Flags&FlagBatchContinues != 0 }
+
+// Position is a place in a segment where reading can start: the offset of a
+// frame, the LSN that frame must carry, and the lowest epoch it may carry
+// (the epoch of the frame before it; 0 at the start of a segment).
+// Reader.Position after a Next names the place after that record.
+type Position struct {
+	Offset int64
+	LSN    uint64
+	Epoch  uint16
+}
+
+// Reader reads the records of one segment file in order and classifies its
+// end as a clean end (io.EOF), a torn tail (*TornTailError) or corruption
+// (*CorruptionError), following the rules in the package documentation.
+//
+// It reads through an io.ReaderAt in chunks of ReaderOptions.BufferSize and
+// returns payloads from a buffer it reuses, so Next does not allocate in
+// steady state; a record larger than the buffer is read into a second buffer
+// that never grows past MaxRecordSize. It never returns a record whose
+// checksum does not verify.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	ra     io.ReaderAt
+	closer io.Closer // set by OpenReader
+	size   int64
+	name   string
+	maxRec int
+	hdr    Header
+
+	win    []byte // window on the file: len is the valid part, cap the read size
+	winOff int64  // file offset of win[0]
+	big    []byte // payloads too large for win
+
+	pos      Position // the next frame
+	maxEpoch uint16
+	batchOff int64 // offset of the first frame of an unfinished batch, or -1
+	batchLSN uint64
+	err      error // sticky
+}
+
+// NewReader returns a Reader for the segment of the given size read through
+// r. It reads and validates the header: see ParseHeader for the errors, which
+// here carry opts.Name. The reader starts at the first frame.
+func NewReader(r io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) {
+	if r == nil {
+		return nil, errors.New("segment: NewReader: nil io.ReaderAt")
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("segment: NewReader: negative size %d", size)
+	}
+	if opts.MaxRecordSize < 0 || opts.MaxRecordSize > MaxRecordSizeLimit {
+		return nil, fmt.Errorf("segment: NewReader: MaxRecordSize %d outside [0, %d]", opts.MaxRecordSize, MaxRecordSizeLimit)
+	}
+	if opts.MaxRecordSize == 0 {
+		opts.MaxRecordSize = DefaultMaxRecordSize
+	}
+	if opts.BufferSize <= 0 {
+		opts.BufferSize = DefaultBufferSize
+	}
+	rd := &Reader{ra: r, size: size, name: opts.Name, maxRec: opts.MaxRecordSize, batchOff: -1}
+
+	var hb [HeaderSize]byte
+	n := int(min(size, HeaderSize))
+	if err := rd.readAt(hb[:n], 0); err != nil {
+		return nil, err
+	}
+	h, err := ParseHeader(hb[:n])
+	if err != nil {
+		var ce *CorruptionError
+		if errors.As(err, &ce) {
+			ce.Segment = opts.Name
+			return nil, ce
+		}
+		return nil, rd.named(err)
+	}
+	if opts.FileBaseLSN != 0 && h.BaseLSN != opts.FileBaseLSN {
+		return nil, rd.corrupt(hdrBaseLSN, 0, fmt.Sprintf("header base lsn %d does not match file name (base lsn %d)", h.BaseLSN, opts.FileBaseLSN))
+	}
+	rd.hdr = h
+	rd.pos = Position{Offset: DataOffset, LSN: h.BaseLSN}
+	// A small file needs no more than its own size of buffer; the window
+	// must hold at least one frame header.
+	rd.win = make([]byte, 0, max(FrameHeaderSize, min(int64(opts.BufferSize), size)))
+	return rd, nil
+}
+
+// OpenReader opens the segment file at path and returns a Reader for it that
+// owns the file: Close closes it. opts.Name defaults to path and
+// opts.FileBaseLSN to the base LSN in the file name, when the name is a
+// segment name.
+func OpenReader(path string, opts ReaderOptions) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if opts.Name == "" {
+		opts.Name = path
+	}
+	if opts.FileBaseLSN == 0 {
+		opts.FileBaseLSN, _ = ParseFileName(filepath.Base(path))
+	}
+	r, err := NewReader(f, fi.Size(), opts)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.closer = f
+	return r, nil
+}
+
+// Close closes the file if the Reader was made by OpenReader; otherwise it
+// does nothing.
+func (r *Reader) Close() error {
+	if r.closer == nil {
+		return nil
+	}
+	c := r.closer
+	r.closer = nil
+	return c.Close()
+}
+
+// Header returns the segment header.
+func (r *Reader) Header() Header { return r.hdr }
+
+// Offset returns the offset just after the last record returned (DataOffset
+// before the first). After a clean end it is where the next frame goes.
+func (r *Reader) Offset() int64 { return r.pos.Offset }
+
+// Position returns the position after the last record returned: its Offset,
+// the LSN expected next, and the epoch of the last record.
+func (r *Reader) Position() Position { return r.pos }
+
+// LastEpoch returns the highest epoch of any checksum-valid frame the reader
+// has seen, including frames it found beyond the end of the log while
+// classifying that end. A writer that resumes appending to the segment uses
+// LastEpoch()+1 (after reading to the end), so that nothing it leaves behind
+// can be mistaken for a frame of an earlier incarnation, or the reverse.
+func (r *Reader) LastEpoch() uint16 { return r.maxEpoch }
+
+// Seek positions the reader at p, which must come from Position or from a
+// record (Position{rec.Offset, rec.LSN, rec.Epoch}), and clears a sticky
+// error. An atomic batch that began before p is not known to the reader: a
+// torn tail found after a Seek is cut no earlier than p.Offset.
+func (r *Reader) Seek(p Position) error {
+	if p.Offset < DataOffset || p.Offset > r.size {
+		return fmt.Errorf("segment: Seek: offset %d outside [%d, %d]", p.Offset, DataOffset, r.size)
+	}
+	if p.LSN < r.hdr.BaseLSN {
+		return fmt.Errorf("segment: Seek: lsn %d below base lsn %d", p.LSN, r.hdr.BaseLSN)
+	}
+	r.pos, r.err, r.batchOff = p, nil, -1
+	r.maxEpoch = max(r.maxEpoch, p.Epoch)
+	return nil
+}
+
+// Next returns the next record. At the end of the log it returns io.EOF for a
+// clean end, a *TornTailError for a torn tail and a *CorruptionError for
+// damage; I/O errors of the io.ReaderAt are returned as they come, wrapped.
+// Every error is sticky: later calls return it again.
+func (r *Reader) Next() (Record, error) {
+	if r.err != nil {
+		return Record{}, r.err
+	}
+	off, lsn, epoch := r.pos.Offset, r.pos.LSN, r.pos.Epoch
+	fh, payload, bad, err := r.frameAt(off)
+	if err != nil {
+		r.err = err
+		return Record{}, err
+	}
+	if bad.prob == valid {
+		r.maxEpoch = max(r.maxEpoch, fh.Epoch)
+		switch {
+		case fh.Epoch < epoch:
+			// Bytes of an earlier incarnation that outlived a cut: the log
+			// ended before them, whatever LSN they carry.
+			bad = frameProblem{prob: probStale, fh: fh, epoch: epoch}
+		case fh.LSN != lsn:
+			r.err = r.corrupt(off, lsn, lsnReason(lsn, fh.LSN))
+			return Record{}, r.err
+		default:
+			if fh.Flags&FlagBatchContinues == 0 {
+				r.batchOff = -1
+			} else if r.batchOff < 0 {
+				r.batchOff, r.batchLSN = off, lsn
+			}
+			r.pos = Position{Offset: off + int64(FrameSize(len(payload))), LSN: lsn + 1, Epoch: fh.Epoch}
+			return Record{LSN: lsn, Offset: off, Payload: payload, Flags: fh.Flags, Epoch: fh.Epoch, Lag: fh.Lag, CRC: fh.CRC}, nil
+		}
+	}
+	r.err = r.end(off, bad)
+	return Record{}, r.err
+}
+
+func lsnReason(want, got uint64) string {
+	if got > want {
+		return fmt.Sprintf("lsn gap: want %d, got %d", want, got)
+	}
+	return fmt.Sprintf("duplicate lsn: want %d, got %d", want, got)
+}
+
+// problem is why no valid frame was found at an offset.
+type problem uint8
+
+const (
+	valid problem = iota
+	probTruncated
+	probZero
+	probType
+	probFlags
+	probLength
+	probPastEnd
+	probChecksum
+	probLag
+	probStale
+)
+
+// frameProblem carries what describes a problem; the text is only made when
+// an error is, so that a clean end costs no allocation.
+type frameProblem struct {
+	prob  problem
+	fh    FrameHeader
+	crc   uint32 // computed checksum (probChecksum)
+	epoch uint16 // epoch of the frame before (probStale)
+}
+
+func (r *Reader) describe(x int64, p frameProblem) string {
+	fh := p.fh
+	switch p.prob {
+	case probTruncated:
+		return fmt.Sprintf("truncated frame header: %d of %d bytes before end of file", r.size-x, FrameHeaderSize)
+	case probZero:
+		return "zero frame header"
+	case probType:
+		return fmt.Sprintf("bad frame type %d", fh.Type)
+	case probFlags:
+		return fmt.Sprintf("unknown frame flags %#x", fh.Flags)
+	case probLength:
+		return fmt.Sprintf("record length %d exceeds limit %d", fh.Length, r.maxRec)
+	case probPastEnd:
+		return fmt.Sprintf("frame of %d bytes extends past end of file at %d", FrameSize(int(fh.Length)), r.size)
+	case probChecksum:
+		return fmt.Sprintf("checksum mismatch: stored %#08x, computed %#08x", fh.CRC, p.crc)
+	case probLag:
+		return fmt.Sprintf("bad lag %d for lsn %d", fh.Lag, fh.LSN)
+	case probStale:
+		return fmt.Sprintf("stale frame of epoch %d (lsn %d) after epoch %d", fh.Epoch, fh.LSN, p.epoch)
+	}
+	return "valid frame"
+}
+
+// end classifies the end of the log at x, where no valid frame was found
+// (rules 2a to 2d of the package documentation).
+func (r *Reader) end(x int64, bad frameProblem) error {
+	lsn := r.pos.LSN
+	written, err := r.writtenEnd(x)
+	if err != nil {
+		return err
+	}
+	if written <= x {
+		if r.batchOff < 0 {
+			return io.EOF
+		}
+		return r.torn(x, x, fmt.Sprintf("no frame for lsn %d after a frame that continues the batch", lsn))
+	}
+	p, fh, err := r.findAcknowledged(x, written)
+	if err != nil {
+		return err
+	}
+	if p >= 0 {
+		return r.corrupt(x, lsn, fmt.Sprintf("%s; acknowledged data follows: lsn %d at offset %d was written after lsn %d was durable",
+			r.describe(x, bad), fh.LSN, p, fh.LSN-uint64(fh.Lag)))
+	}
+	return r.torn(x, written, r.describe(x, bad))
+}
+
+func (r *Reader) torn(x, end int64, reason string) error {
+	e := &TornTailError{Segment: r.name, Offset: x, End: max(end, x), LSN: r.pos.LSN, Reason: reason}
+	if r.batchOff >= 0 {
+		e.Offset, e.LSN = r.batchOff, r.batchLSN
+		e.Reason = fmt.Sprintf("incomplete atomic batch from lsn %d: %s", r.batchLSN, reason)
+	}
+	return e
+}
+
+func (r *Reader) corrupt(off int64, lsn uint64, reason string) error {
+	return &CorruptionError{Segment: r.name, Offset: off, LSN: lsn, Reason: reason}
+}
+
+// writtenEnd returns one past the last non-zero byte of the file at or after
+// x, or x if there is none. It reads backwards from the end of the file, so a
+// full segment costs one read.
+func (r *Reader) writtenEnd(x int64) (int64, error) {
+	for hi := r.size; hi > x; {
+		lo := max(x, hi-int64(cap(r.win)))
+		b, err := r.view(lo, int(hi-lo))
+		if err != nil {
+			return 0, err
+		}
+		if i := lastNonZero(b); i >= 0 {
+			return lo + int64(i) + 1, nil
+		}
+		hi = lo
+	}
+	return x, nil
+}
+
+// findAcknowledged scans (x, written) byte by byte for a frame that is valid
+// in isolation, not stale, and was written after the record expected at x had
+// been acknowledged (rule 2c). It returns its offset, or -1.
+func (r *Reader) findAcknowledged(x, written int64) (int64, FrameHeader, error) {
+	lsn, epoch := r.pos.LSN, r.pos.Epoch
+	for p := x + 1; p < written && r.size-p >= FrameHeaderSize; {
+		b, err := r.view(p, FrameHeaderSize)
+		if err != nil {
+			return -1, FrameHeader{}, err
+		}
+		// Cheap tests first: only a frame that passes them is worth a
+		// checksum.
+		if b[frmType] != TypeRecord || b[frmFlags]&^FlagBatchContinues != 0 {
+			p++
+			continue
+		}
+		fh := decodeFrameHeader(b)
+		if fh.Lag == 0 || uint64(fh.Lag) > fh.LSN || r.checkHeader(p, fh) != valid {
+			p++
+			continue
+		}
+		_, _, bad, err := r.frameAt(p)
+		if err != nil {
+			return -1, FrameHeader{}, err
+		}
+		if bad.prob != valid {
+			p++
+			continue
+		}
+		r.maxEpoch = max(r.maxEpoch, fh.Epoch)
+		if fh.Epoch >= epoch && fh.LSN >= lsn && fh.LSN-uint64(fh.Lag) >= lsn {
+			return p, fh, nil
+		}
+		// A valid frame is not searched for frames inside it: its
+		// payload is data, not framing.
+		p += int64(FrameSize(int(fh.Length)))
+	}
+	return -1, FrameHeader{}, nil
+}
+
+// frameAt reads the frame at off and checks it in isolation: everything but
+// its LSN and epoch against the frames before it. err is an I/O error.
+func (r *Reader) frameAt(off int64) (fh FrameHeader, payload []byte, bad frameProblem, err error) {
+	if r.size-off < FrameHeaderSize {
+		return fh, nil, frameProblem{prob: probTruncated}, nil
+	}
+	b, err := r.view(off, FrameHeaderSize)
+	if err != nil {
+		return fh, nil, bad, err
+	}
+	fh = decodeFrameHeader(b)
+	if allZero(b) {
+		return fh, nil, frameProblem{prob: probZero, fh: fh}, nil
+	}
+	if p := r.checkHeader(off, fh); p != valid {
+		return fh, nil, frameProblem{prob: p, fh: fh}, nil
+	}
+	// The window may move while the payload is read: checksum the header
+	// bytes first.
+	crc := crc32.Update(r.hdr.Salt, castagnoli, b[frmLength:FrameHeaderSize])
+	if payload, err = r.payload(off, int(fh.Length)); err != nil {
+		return fh, nil, bad, err
+	}
+	if crc = crc32.Update(crc, castagnoli, payload); crc != fh.CRC {
+		return fh, nil, frameProblem{prob: probChecksum, fh: fh, crc: crc}, nil
+	}
+	if fh.Lag == 0 || uint64(fh.Lag) > fh.LSN {
+		return fh, nil, frameProblem{prob: probLag, fh: fh}, nil
+	}
+	return fh, payload, frameProblem{}, nil
+}
+
+// checkHeader checks the fields of a frame header that need no payload.
+func (r *Reader) checkHeader(off int64, fh FrameHeader) problem {
+	switch {
+	case fh.Type != TypeRecord:
+		return probType
+	case fh.Flags&^FlagBatchContinues != 0:
+		return probFlags
+	case int64(fh.Length) > int64(r.maxRec):
+		return probLength
+	case int64(fh.Length) > r.size-off-FrameHeaderSize:
+		return probPastEnd
+	}
+	return valid
+}
+
+// payload returns the n payload bytes of the frame at off, which lies inside
+// the file.
+func (r *Reader) payload(off int64, n int) ([]byte, error) {
+	if FrameHeaderSize+n <= cap(r.win) {
+		b, err := r.view(off, FrameHeaderSize+n)
+		if err != nil {
+			return nil, err
+		}
+		return b[FrameHeaderSize:], nil
+	}
+	// Too large for the window: one read straight into a buffer kept for
+	// such records. n is at most maxRec, so neither is the buffer.
+	if cap(r.big) < n {
+		r.big = make([]byte, min(max(n, 2*cap(r.big)), r.maxRec))
+	}
+	p := r.big[:n]
+	if err := r.readAt(p, off+FrameHeaderSize); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// view returns the file bytes [off, off+n), which must lie inside the file,
+// with n at most the window's capacity. It refills the window, reading from
+// off on, when it does not hold them.
+func (r *Reader) view(off int64, n int) ([]byte, error) {
+	if off >= r.winOff && off+int64(n) <= r.winOff+int64(len(r.win)) {
+		i := off - r.winOff
+		return r.win[i : i+int64(n)], nil
+	}
+	m := int(min(int64(cap(r.win)), r.size-off))
+	r.win = r.win[:0]
+	if err := r.readAt(r.win[:m], off); err != nil {
+		return nil, err
+	}
+	r.win, r.winOff = r.win[:m], off
+	return r.win[:n], nil
+}
+
+func (r *Reader) readAt(p []byte, off int64) error {
+	n, err := r.ra.ReadAt(p, off)
+	if n == len(p) {
+		return nil // io.ReaderAt may report io.EOF with a full read
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return r.named(fmt.Errorf("segment: read %d bytes at offset %d: %w", len(p), off, err))
+}
+
+// named puts the segment name into an error whose text starts with
+// "segment: ".
+func (r *Reader) named(err error) error {
+	if r.name == "" {
+		return err
+	}
+	return &namedError{name: r.name, err: err}
+}
+
+type namedError struct {
+	name string
+	err  error
+}
+
+func (e *namedError) Error() string {
+	s := e.err.Error()
+	if rest, ok := strings.CutPrefix(s, "segment: "); ok {
+		return "segment: " + e.name + ": " + rest
+	}
+	return "segment: " + e.name + ": " + s
+}
+
+func (e *namedError) Unwrap() error { return e.err }

@@ -1,0 +1,27 @@
+package segment
+
+import "fmt"
+
+// VerifyFrame checks one whole frame, header and payload, in isolation: type,
+// flags, the length against len(frame)-FrameHeaderSize, and the checksum
+// seeded with the segment's salt. It returns the decoded header and the
+// payload (a subslice of frame). Random reads by LSN use it: the caller knows
+// where the frame is and what LSN it must carry, and checks that itself.
+func VerifyFrame(salt uint32, frame []byte) (FrameHeader, []byte, error) {
+	if len(frame) < FrameHeaderSize {
+		return FrameHeader{}, nil, fmt.Errorf("%w: frame of %d bytes is shorter than its header", ErrCorrupt, len(frame))
+	}
+	fh := decodeFrameHeader(frame)
+	payload := frame[FrameHeaderSize:]
+	switch {
+	case fh.Type != TypeRecord:
+		return fh, nil, fmt.Errorf("%w: bad frame type %d", ErrCorrupt, fh.Type)
+	case fh.Flags&^FlagBatchContinues != 0:
+		return fh, nil, fmt.Errorf("%w: unknown frame flags %#x", ErrCorrupt, fh.Flags)
+	case int(fh.Length) != len(payload):
+		return fh, nil, fmt.Errorf("%w: frame length %d, expected %d", ErrCorrupt, fh.Length, len(payload))
+	case frameCRC(salt, frame[:FrameHeaderSize], payload) != fh.CRC:
+		return fh, nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	return fh, payload, nil
+}
