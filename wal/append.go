@@ -1,0 +1,375 @@
+package wal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ringwal/ringwal/internal/ring"
+	"github.com/ringwal/ringwal/segment"
+)
+
+// maxPieces bounds how many pool buffers one batch may span, so that one
+// batch cannot hold the whole pool while others wait.
+const maxPieces = 4
+
+// piece is one contiguous part of a batch: a registered buffer, or a heap
+// buffer for a record (or atomic batch) larger than a pool buffer.
+type piece struct {
+	idx   uint16
+	fixed bool
+	buf   []byte
+	n     int // bytes used
+}
+
+// batch is the unit of group commit: contiguous frames of one segment,
+// written and synced as one chain.
+type batch struct {
+	seg      *segFile
+	offset   int64
+	pieces   []piece
+	firstLSN uint64
+	lastLSN  uint64
+	nrec     int
+	bytes    int64 // payload bytes
+	header   []byte
+	syncDir  bool
+
+	ops      []ring.Op
+	comp     ring.Completion
+	submitAt time.Time
+
+	done chan struct{}
+	err  error
+}
+
+// Append writes p as the next record and returns its LSN once the record is
+// durable. p may be reused when Append returns. An empty record is valid.
+func (w *WAL) Append(p []byte) (uint64, error) {
+	one := [1][]byte{p}
+	return w.append(one[:])
+}
+
+// AppendBatch writes recs as consecutive records in one durable unit and
+// returns the LSN of the first. Either every record survives a crash or none
+// does: the records are written in one chain and marked as one atomic batch
+// on disk, so recovery drops a batch whose last record is missing. The batch
+// must fit in one segment (ErrBatchTooLarge).
+func (w *WAL) AppendBatch(recs [][]byte) (uint64, error) {
+	if len(recs) == 0 {
+		return 0, ErrEmptyBatch
+	}
+	return w.append(recs)
+}
+
+func (w *WAL) append(recs [][]byte) (uint64, error) {
+	first, b, err := w.enqueue(recs)
+	if err != nil {
+		return 0, err
+	}
+	<-b.done
+	if b.err != nil {
+		return 0, b.err
+	}
+	w.stats.appends.Add(uint64(len(recs)))
+	return first, nil
+}
+
+// enqueue lays recs into the open batch (starting one, or rotating, as
+// needed) and returns the first LSN and the batch to wait for.
+func (w *WAL) enqueue(recs [][]byte) (uint64, *batch, error) {
+	total := 0
+	for _, p := range recs {
+		if len(p) > w.opts.MaxRecordSize {
+			return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(p), w.opts.MaxRecordSize)
+		}
+		total += segment.FrameSize(len(p))
+	}
+	if int64(total) > w.opts.SegmentSize-segment.DataOffset {
+		return 0, nil, fmt.Errorf("%w: %d bytes of frames, segment holds %d", ErrBatchTooLarge, total, w.opts.SegmentSize-segment.DataOffset)
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		switch {
+		case w.closed:
+			return 0, nil, ErrClosed
+		case w.failed != nil:
+			return 0, nil, w.failed
+		case w.truncBusy || w.rotating:
+			w.cond.Wait()
+			continue
+		}
+		if w.tail+int64(total) > w.opts.SegmentSize || w.enc.Epoch() == maxEpoch {
+			if err := w.rotateLocked(); err != nil {
+				if errors.Is(err, errRetry) {
+					continue
+				}
+				return 0, nil, err
+			}
+			continue
+		}
+		if total > w.opts.BufferSize {
+			return w.layHeapLocked(recs, total)
+		}
+		ok, err := w.reserveLocked(total)
+		if err != nil {
+			return 0, nil, err
+		}
+		if !ok {
+			continue // state may have changed while we waited
+		}
+		return w.layLocked(recs)
+	}
+}
+
+// reserveLocked makes sure the open batch can take total more bytes,
+// starting a batch or adding a buffer to it. It returns false when it had to
+// wait (the caller re-evaluates everything).
+func (w *WAL) reserveLocked(total int) (bool, error) {
+	if w.open != nil && w.enc.Available() >= total {
+		return true, nil
+	}
+	if w.open != nil && len(w.open.pieces) >= maxPieces {
+		w.sealLocked()
+	}
+	if len(w.spare) == 0 {
+		idx, _, ok := w.pool.TryAcquire()
+		if !ok {
+			// Everything is in batches: get them moving, then wait for one
+			// to complete and give its buffer back.
+			if w.open != nil && w.open.nrec > 0 {
+				w.sealLocked()
+			}
+			w.pumpLocked()
+			w.mu.Unlock()
+			idx, _, err := w.pool.AcquireWait(w.closeCtx)
+			w.mu.Lock()
+			if err != nil {
+				if errors.Is(err, context.Canceled) {
+					return false, ErrClosed
+				}
+				return false, fmt.Errorf("wal: acquire buffer: %w", err)
+			}
+			w.spare = append(w.spare, idx)
+			return false, nil
+		}
+		w.spare = append(w.spare, idx)
+	}
+	if w.open == nil {
+		b := w.newBatchLocked()
+		w.addPieceLocked(b)
+		w.enc.Reset(b.pieces[0].buf, b.offset, w.nextLSN)
+		w.open = b
+		return w.enc.Available() >= total, nil
+	}
+	return true, nil // the open batch continues into the spare buffer
+}
+
+func (w *WAL) newBatchLocked() *batch {
+	b := &batch{seg: w.active, offset: w.tail, firstLSN: w.nextLSN, done: make(chan struct{})}
+	if w.active.hdrPending != nil {
+		// First batch of a new segment: its chain writes the header and
+		// syncs the directory entry made by the rename.
+		b.header, b.syncDir = w.active.hdrPending, true
+		w.active.hdrPending = nil
+	}
+	return b
+}
+
+func (w *WAL) addPieceLocked(b *batch) []byte {
+	idx := w.spare[len(w.spare)-1]
+	w.spare = w.spare[:len(w.spare)-1]
+	buf, _ := w.pool.Get(idx)
+	b.pieces = append(b.pieces, piece{idx: idx, fixed: true, buf: buf})
+	return buf
+}
+
+// layLocked encodes recs into the open batch, which has room for them.
+func (w *WAL) layLocked(recs [][]byte) (uint64, *batch, error) {
+	b := w.open
+	first := w.nextLSN
+	durable := w.durable.Load()
+	for i, p := range recs {
+		flags := uint8(0)
+		if i < len(recs)-1 {
+			flags = segment.FlagBatchContinues
+		}
+		_, off, err := w.enc.AppendSplit(p, durable, flags)
+		if err != nil {
+			// Sizes were checked; this is a bug, not an input error.
+			panic(fmt.Sprintf("wal: encoder refused a reserved record: %v", err))
+		}
+		if w.enc.Pending() > 0 {
+			b.pieces[len(b.pieces)-1].n = w.enc.Len()
+			w.enc.Continue(w.addPieceLocked(b))
+		}
+		w.active.addIndex(off, len(p))
+		b.bytes += int64(len(p))
+	}
+	b.pieces[len(b.pieces)-1].n = w.enc.Len()
+	w.commitLaidLocked(b, len(recs))
+	return first, b, nil
+}
+
+// layHeapLocked writes recs, too large for a pool buffer, as a batch of its
+// own from a heap buffer.
+func (w *WAL) layHeapLocked(recs [][]byte, total int) (uint64, *batch, error) {
+	if w.open != nil {
+		if w.open.nrec > 0 {
+			w.sealLocked()
+		} else {
+			w.dropOpenLocked()
+		}
+	}
+	b := w.newBatchLocked()
+	buf := make([]byte, total)
+	b.pieces = append(b.pieces, piece{buf: buf})
+	w.enc.Reset(buf, b.offset, w.nextLSN)
+	w.open = b
+	return w.layLocked(recs)
+}
+
+// commitLaidLocked accounts for n records just laid into b and flushes it
+// right away when the disk has room for another chain.
+func (w *WAL) commitLaidLocked(b *batch, n int) {
+	b.nrec += n
+	w.nextLSN += uint64(n)
+	b.lastLSN = w.nextLSN - 1
+	w.tail = w.enc.Offset()
+	if !b.pieces[0].fixed {
+		w.sealLocked()
+		return
+	}
+	w.pumpLocked()
+}
+
+// dropOpenLocked gives the buffers of an empty open batch back as spares.
+func (w *WAL) dropOpenLocked() {
+	for _, p := range w.open.pieces {
+		w.spare = append(w.spare, p.idx)
+	}
+	if w.open.header != nil {
+		w.open.seg.hdrPending = w.open.header
+	}
+	w.open = nil
+}
+
+// sealLocked closes the open batch to new records and queues it.
+func (w *WAL) sealLocked() {
+	b := w.open
+	w.open = nil
+	w.pending = append(w.pending, b)
+	w.pumpLocked()
+}
+
+// pumpLocked submits queued batches while chains may be added: at most
+// MaxInFlight in flight, and never a chain of a new segment while chains of
+// the previous one are in flight (so a torn tail can only be in the last
+// segment). When nothing is queued and the disk has room, the open batch is
+// sealed and submitted: group commit never waits for a buffer to fill.
+func (w *WAL) pumpLocked() {
+	for w.failed == nil {
+		if len(w.pending) == 0 {
+			if w.open == nil || w.open.nrec == 0 || !w.canSubmitLocked(w.open) {
+				return
+			}
+			w.pending = append(w.pending, w.open)
+			w.open = nil
+		}
+		b := w.pending[0]
+		if !w.canSubmitLocked(b) {
+			return
+		}
+		w.pending = w.pending[1:]
+		if err := w.submitLocked(b); err != nil {
+			w.finishLocked(b, fmt.Errorf("%w: %w", ErrFailed, err))
+			w.failLocked(err)
+			return
+		}
+	}
+}
+
+func (w *WAL) canSubmitLocked(b *batch) bool {
+	return w.inflight < w.opts.MaxInFlight && (w.inflight == 0 || w.infSeg == b.seg)
+}
+
+// submitLocked hands b's chain to the backend: [header write], the data
+// writes, fdatasync, [directory fsync].
+func (w *WAL) submitLocked(b *batch) error {
+	fd := b.seg.fd
+	ops := make([]ring.Op, 0, len(b.pieces)+3)
+	if b.header != nil {
+		ops = append(ops, ring.Op{Kind: ring.Write, Fd: fd, Buf: b.header, Offset: 0})
+	}
+	off := b.offset
+	for _, p := range b.pieces {
+		op := ring.Op{Kind: ring.Write, Fd: fd, Buf: p.buf[:p.n], Offset: off}
+		if p.fixed {
+			op.Kind, op.BufIndex = ring.WriteFixed, p.idx
+			if err := w.pool.MarkInFlight(p.idx); err != nil {
+				return err
+			}
+		}
+		ops = append(ops, op)
+		off += int64(p.n)
+	}
+	ops = append(ops, ring.Op{Kind: ring.Fdatasync, Fd: fd})
+	if b.syncDir {
+		ops = append(ops, ring.Op{Kind: ring.Fsync, Fd: int(w.dirFile.Fd())})
+	}
+	b.ops = ops
+	b.submitAt = time.Now()
+	c, err := w.submitter.Submit(ops)
+	if err != nil {
+		for _, p := range b.pieces {
+			if p.fixed {
+				_ = w.pool.CompleteInFlight(p.idx)
+			}
+		}
+		return fmt.Errorf("submit batch at %s:%d: %w", b.seg.name, b.offset, err)
+	}
+	b.comp = c
+	w.inflight++
+	w.infSeg = b.seg
+	w.stats.noteInFlight(w.inflight)
+	w.submitted <- b
+	return nil
+}
+
+// completer receives chains in submission order and acknowledges them in
+// that order: a chain's records are durable only when its own write and sync
+// and those of every chain before it succeeded.
+func (w *WAL) completer() {
+	defer close(w.compDone)
+	for b := range w.submitted {
+		<-b.comp.Done()
+		err := ring.Check(b.ops, b.comp.Results())
+		lat := time.Since(b.submitAt)
+		for _, p := range b.pieces {
+			if p.fixed {
+				_ = w.pool.CompleteInFlight(p.idx)
+			}
+		}
+
+		w.mu.Lock()
+		w.inflight--
+		if err != nil {
+			w.failLocked(fmt.Errorf("segment %s, batch at offset %d (lsn %d-%d): %w",
+				b.seg.name, b.offset, b.firstLSN, b.lastLSN, err))
+		}
+		if w.failed != nil {
+			b.err = w.failed
+		} else {
+			w.durable.Store(b.lastLSN)
+			w.stats.noteBatch(b, lat)
+		}
+		w.releasePieces(b)
+		w.pumpLocked()
+		w.cond.Broadcast()
+		w.mu.Unlock()
+		close(b.done)
+	}
+}

@@ -1,0 +1,260 @@
+package wal
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ringwal/ringwal/internal/ring"
+)
+
+// faultRing wraps a backend and damages one chain: the (n+1)-th submitted.
+type faultRing struct {
+	inner ring.Submitter
+	n     int64
+	fault string // "short", "eio-write", "eio-fsync", "ecanceled"
+	count atomic.Int64
+}
+
+// fakeCompletion reports results decided by the test, after the real chain
+// (if any) completed.
+type fakeCompletion struct {
+	done chan struct{}
+	res  []int32
+}
+
+func (c *fakeCompletion) Done() <-chan struct{} { return c.done }
+func (c *fakeCompletion) Results() []int32      { return c.res }
+
+func (f *faultRing) Submit(ops []ring.Op) (ring.Completion, error) {
+	if f.count.Add(1)-1 != f.n {
+		return f.inner.Submit(ops)
+	}
+	res := make([]int32, len(ops))
+	switch f.fault {
+	case "short":
+		// Really write fewer bytes than the batch holds.
+		short := append([]ring.Op(nil), ops...)
+		for i := range short {
+			if short[i].Kind.IsWrite() && len(short[i].Buf) > 8 {
+				short[i].Buf = short[i].Buf[:len(short[i].Buf)-8]
+				break
+			}
+		}
+		return f.inner.Submit(short)
+	case "eio-write":
+		// The first op (a write) fails; the kernel cancels the rest.
+		for i := range ops {
+			res[i] = -int32(syscall.ECANCELED)
+		}
+		res[0] = -int32(syscall.EIO)
+		c := &fakeCompletion{done: make(chan struct{}), res: res}
+		close(c.done)
+		return c, nil
+	case "eio-fsync", "ecanceled":
+		real, err := f.inner.Submit(ops)
+		if err != nil {
+			return nil, err
+		}
+		c := &fakeCompletion{done: make(chan struct{})}
+		go func() {
+			<-real.Done()
+			c.res = append([]int32(nil), real.Results()...)
+			for i, op := range ops {
+				if op.Kind == ring.Fdatasync {
+					if f.fault == "eio-fsync" {
+						c.res[i] = -int32(syscall.EIO)
+					} else {
+						c.res[i] = -int32(syscall.ECANCELED)
+					}
+				}
+			}
+			close(c.done)
+		}()
+		return c, nil
+	}
+	panic("unknown fault " + f.fault)
+}
+
+func TestFailStop(t *testing.T) {
+	for _, fault := range []string{"short", "eio-write", "eio-fsync", "ecanceled"} {
+		t.Run(fault, func(t *testing.T) {
+			backends(t, func(t *testing.T, be Backend) {
+				dir := t.TempDir()
+				o := smallOpts(be)
+				fr := &faultRing{n: 30, fault: fault}
+				o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { fr.inner = s; return fr }
+				w, err := Open(dir, o)
+				require.NoError(t, err)
+
+				var mu sync.Mutex
+				acked := map[uint64][]byte{}
+				var firstErr error
+				var wg sync.WaitGroup
+				for g := range 4 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := range 40 {
+							p := payload(uint64(g<<16|i), 300)
+							lsn, err := w.Append(p)
+							mu.Lock()
+							if err == nil {
+								acked[lsn] = p
+							} else if firstErr == nil {
+								firstErr = err
+							}
+							mu.Unlock()
+							if err != nil {
+								assert.ErrorIs(t, err, ErrFailed)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				require.Error(t, firstErr, "the fault must surface")
+				assert.ErrorIs(t, firstErr, ErrFailed)
+				switch fault {
+				case "short":
+					assert.ErrorIs(t, firstErr, ring.ErrShortIO)
+				case "eio-write", "eio-fsync":
+					assert.ErrorIs(t, firstErr, syscall.EIO)
+				case "ecanceled":
+					assert.ErrorIs(t, firstErr, syscall.ECANCELED)
+				}
+				assert.Contains(t, firstErr.Error(), "segment 0000", "the error names the segment")
+				_, err = w.Append([]byte("after failure"))
+				assert.ErrorIs(t, err, ErrFailed, "fail-stop: no append after a failure")
+				assert.Error(t, w.Stats().Failed)
+				require.NoError(t, w.Close(), "Close still works")
+
+				// Reopen without faults: everything acknowledged is there.
+				o.wrapSubmitter = nil
+				w, err = Open(dir, o)
+				require.NoError(t, err)
+				defer w.Close()
+				for lsn, p := range acked {
+					got, err := w.Read(lsn)
+					require.NoError(t, err, "acknowledged lsn %d lost", lsn)
+					require.Equal(t, p, got)
+				}
+				recs := readAll(t, w, 1)
+				for i, r := range recs {
+					require.Equal(t, uint64(i+1), r.LSN, "gap-free")
+				}
+			})
+		})
+	}
+}
+
+// reorderRing holds back the completion of the first chain until later
+// chains completed, like the kernel may.
+type reorderRing struct {
+	inner ring.Submitter
+	gate  chan struct{}
+	first atomic.Bool
+	later atomic.Int64
+}
+
+func (r *reorderRing) Submit(ops []ring.Op) (ring.Completion, error) {
+	c, err := r.inner.Submit(ops)
+	if err != nil || !r.first.CompareAndSwap(false, true) {
+		if err == nil {
+			go func() { <-c.Done(); r.later.Add(1) }()
+		}
+		return c, err
+	}
+	held := &fakeCompletion{done: make(chan struct{})}
+	go func() {
+		<-c.Done()
+		<-r.gate
+		held.res = c.Results()
+		close(held.done)
+	}()
+	return held, nil
+}
+
+func TestAcknowledgedInOrderWhenCompletionsReorder(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		o := smallOpts(be)
+		o.MaxInFlight = 4
+		rr := &reorderRing{gate: make(chan struct{})}
+		o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { rr.inner = s; return rr }
+		w, err := Open(t.TempDir(), o)
+		require.NoError(t, err)
+		defer w.Close()
+
+		var returned atomic.Int64
+		done := make(chan uint64, 4)
+		for i := range 4 {
+			go func() {
+				lsn, err := w.Append(payload(uint64(i), 100))
+				assert.NoError(t, err)
+				returned.Add(1)
+				done <- lsn
+			}()
+			time.Sleep(5 * time.Millisecond) // separate chains
+		}
+		require.Eventually(t, func() bool { return rr.later.Load() >= 1 }, 10*time.Second, time.Millisecond,
+			"later chains complete while the first is held")
+		time.Sleep(50 * time.Millisecond)
+		assert.Zero(t, returned.Load(), "no append may return before the chain ahead of it completed")
+		assert.Zero(t, w.LastLSN(), "the durable point cannot pass the held chain")
+		close(rr.gate)
+		for range 4 {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("appends did not complete after the held chain did")
+			}
+		}
+		assert.Equal(t, uint64(4), w.LastLSN())
+		assert.GreaterOrEqual(t, w.Stats().MaxInFlight, 2, "chains overlapped")
+	})
+}
+
+func TestCloseDuringAppends(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		w := openT(t, dir, o)
+		var mu sync.Mutex
+		acked := map[uint64][]byte{}
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					p := payload(uint64(g<<16|i), 500)
+					lsn, err := w.Append(p)
+					if err != nil {
+						assert.True(t, errors.Is(err, ErrClosed), "got %v", err)
+						return
+					}
+					mu.Lock()
+					acked[lsn] = p
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(100 * time.Millisecond)
+		require.NoError(t, w.Close())
+		wg.Wait()
+		w = openT(t, dir, o)
+		defer w.Close()
+		require.NotEmpty(t, acked)
+		for lsn, p := range acked {
+			got, err := w.Read(lsn)
+			require.NoError(t, err)
+			require.Equal(t, p, got)
+		}
+	})
+}

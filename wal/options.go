@@ -1,0 +1,151 @@
+package wal
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/ringwal/ringwal/internal/ring"
+	"github.com/ringwal/ringwal/segment"
+)
+
+// Backend selects how batches reach the disk.
+type Backend string
+
+const (
+	// BackendAuto uses io_uring when the kernel allows it (a probe ring with
+	// a registered buffer can be set up) and pwrite otherwise.
+	BackendAuto Backend = "auto"
+	// BackendURing writes each batch as IORING_OP_WRITE_FIXED linked to an
+	// fdatasync. Open fails if io_uring is unavailable.
+	BackendURing Backend = "uring"
+	// BackendPwrite writes each batch with pwrite(2) followed by
+	// fdatasync(2), from MaxInFlight flusher goroutines. Same format, same
+	// group commit, same guarantees.
+	BackendPwrite Backend = "pwrite"
+)
+
+// RecoveryMode says what Open does when it finds corruption (as opposed to a
+// torn tail, which is always cut: a crash leaves one).
+type RecoveryMode int
+
+const (
+	// RecoverStrict refuses to open a log with corruption: Open returns an
+	// error wrapping segment.ErrCorrupt that names segment and offset.
+	// Nothing is modified. This is the default.
+	RecoverStrict RecoveryMode = iota
+	// RecoverTruncate keeps the log up to the last good record before the
+	// first corruption and drops everything after it (later segments are
+	// renamed to *.broken, the damaged tail of the segment is zeroed), so the
+	// log opens. Records after the damage are lost: an operator's choice,
+	// like RocksDB's kPointInTimeRecovery.
+	RecoverTruncate
+)
+
+// Prealloc says how a new segment's space is reserved before records are
+// written into it.
+type Prealloc int
+
+const (
+	// PreallocZero writes zeros over the whole segment when it is prepared,
+	// off the hot path. fdatasync after overwriting written blocks commits no
+	// extent conversion, so durable appends are faster.
+	PreallocZero Prealloc = iota
+	// PreallocFallocate reserves space with fallocate(2): quick to prepare,
+	// slower to sync into (unwritten extents are converted at each sync).
+	PreallocFallocate
+)
+
+// Options configures a log. The zero value is usable: every zero field takes
+// the default named in its comment.
+type Options struct {
+	// SegmentSize is the size of each segment file (default 64 MiB). A
+	// segment must hold at least one frame of MaxRecordSize after its
+	// header. At most 4 GiB.
+	SegmentSize int64
+	// BufferSize is the size of each registered buffer that batches are
+	// built in (default 256 KiB). Records whose frame is larger are written
+	// from a buffer of their own.
+	BufferSize int
+	// BufferCount is the number of registered buffers (default 16, at
+	// least 2). BufferSize*BufferCount is locked memory: unprivileged
+	// processes are limited by RLIMIT_MEMLOCK (often 8 MiB), and BackendAuto
+	// falls back to pwrite when registration fails.
+	BufferCount int
+	// MaxInFlight is how many batches may be written and synced at once
+	// (default 4). More overlap raises the durable-batch rate on devices and
+	// file systems that merge concurrent flushes.
+	MaxInFlight int
+	// MaxRecordSize is the largest record accepted (default 16 MiB, at most
+	// segment.MaxRecordSizeLimit). Larger records get ErrRecordTooLarge.
+	MaxRecordSize int
+	// Backend selects io_uring or pwrite (default BackendAuto).
+	Backend Backend
+	// Prealloc selects how segments are prepared (default PreallocZero).
+	Prealloc Prealloc
+	// Recovery says what Open does on corruption (default RecoverStrict).
+	Recovery RecoveryMode
+	// Logger receives rare events: recovery actions, rotation, failures
+	// (default: discard).
+	Logger *slog.Logger
+
+	// Test hooks.
+	wrapSubmitter func(ring.Submitter) ring.Submitter // wraps the backend
+	fileIO        fileIO                              // pwrite backend's syscalls
+}
+
+// Defaults.
+const (
+	DefaultSegmentSize   = 64 << 20
+	DefaultBufferSize    = 256 << 10
+	DefaultBufferCount   = 16
+	DefaultMaxInFlight   = 4
+	DefaultMaxRecordSize = segment.DefaultMaxRecordSize
+)
+
+// withDefaults fills in zero fields and validates the result.
+func (o Options) withDefaults() (Options, error) {
+	if o.SegmentSize == 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.BufferSize == 0 {
+		o.BufferSize = DefaultBufferSize
+	}
+	if o.BufferCount == 0 {
+		o.BufferCount = DefaultBufferCount
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.MaxRecordSize == 0 {
+		o.MaxRecordSize = DefaultMaxRecordSize
+	}
+	if o.Backend == "" {
+		o.Backend = BackendAuto
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch {
+	case o.SegmentSize < 0 || o.SegmentSize > 1<<32:
+		return o, fmt.Errorf("wal: SegmentSize %d outside (0, 4 GiB]", o.SegmentSize)
+	case o.BufferSize < 0 || o.BufferSize < segment.FrameHeaderSize && o.BufferSize != 0:
+		return o, fmt.Errorf("wal: BufferSize %d below %d", o.BufferSize, segment.FrameHeaderSize)
+	case o.BufferCount < 2 || o.BufferCount > 1024:
+		return o, fmt.Errorf("wal: BufferCount %d outside [2, 1024]", o.BufferCount)
+	case o.MaxInFlight < 1 || o.MaxInFlight > 64:
+		return o, fmt.Errorf("wal: MaxInFlight %d outside [1, 64]", o.MaxInFlight)
+	case o.MaxRecordSize < 0 || o.MaxRecordSize > segment.MaxRecordSizeLimit:
+		return o, fmt.Errorf("wal: MaxRecordSize %d outside [0, %d]", o.MaxRecordSize, segment.MaxRecordSizeLimit)
+	case o.SegmentSize < segment.DataOffset+int64(segment.FrameSize(o.MaxRecordSize)):
+		return o, fmt.Errorf("wal: SegmentSize %d cannot hold a record of MaxRecordSize %d (needs %d)",
+			o.SegmentSize, o.MaxRecordSize, segment.DataOffset+int64(segment.FrameSize(o.MaxRecordSize)))
+	case o.Backend != BackendAuto && o.Backend != BackendURing && o.Backend != BackendPwrite:
+		return o, fmt.Errorf("wal: unknown Backend %q (want auto, uring or pwrite)", o.Backend)
+	case o.Prealloc != PreallocZero && o.Prealloc != PreallocFallocate:
+		return o, fmt.Errorf("wal: unknown Prealloc %d", o.Prealloc)
+	case o.Recovery != RecoverStrict && o.Recovery != RecoverTruncate:
+		return o, fmt.Errorf("wal: unknown Recovery %d", o.Recovery)
+	}
+	return o, nil
+}

@@ -1,0 +1,289 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwal/ringwal/segment"
+)
+
+// recover scans the directory and restores the in-memory state: segments,
+// per-segment indexes, the next LSN and the write position.
+//
+// Rules (see segment/doc.go for how one segment's end is classified):
+//  1. Leftover prepared files (*.tmp) are removed; files that are not
+//     segments are ignored (and logged).
+//  2. Segments are read in base-LSN order. Each must continue the previous:
+//     sequence number +1 and base LSN = previous last LSN + 1; otherwise a
+//     segment is missing or foreign: corruption.
+//  3. A last segment whose header never reached disk (all zeros) holds no
+//     acknowledged record (its first batch carries the header): it is
+//     removed.
+//  4. A torn tail is cut only in the last segment: its bytes are zeroed and
+//     synced before anything new is written, so they can never reappear.
+//     Anywhere else it is corruption (rotation waits for every chain of a
+//     segment before writing the next).
+//  5. Corruption stops Open (RecoverStrict) or cuts the log at the last good
+//     record (RecoverTruncate).
+func (w *WAL) recover() error {
+	bases, others, err := segment.List(w.dir)
+	if err != nil {
+		return fmt.Errorf("wal: list %s: %w", w.dir, err)
+	}
+	removed := false
+	for _, name := range others {
+		switch {
+		case strings.HasSuffix(name, segment.TempFileSuffix):
+			if err := os.Remove(filepath.Join(w.dir, name)); err != nil {
+				return fmt.Errorf("wal: remove leftover %s: %w", name, err)
+			}
+			removed = true
+		case name == lockFileName:
+		default:
+			w.log.Warn("ignoring file that is not a segment", "file", name)
+		}
+	}
+	if removed {
+		if err := w.syncDir(); err != nil {
+			return err
+		}
+	}
+
+	var prev *segFile
+	for i, base := range bases {
+		last := i == len(bases)-1
+		s, stop, err := w.recoverSegment(base, prev, last)
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			w.segs = append(w.segs, s)
+			prev = s
+		}
+		if stop {
+			// RecoverTruncate cut the log inside this segment: set the rest
+			// aside.
+			if err := w.setAside(bases[i+1:]); err != nil {
+				return err
+			}
+			break
+		}
+	}
+
+	if len(w.segs) == 0 {
+		base := uint64(1)
+		if len(bases) > 0 {
+			base = bases[0] // a first segment whose header never made it
+		}
+		s, err := w.createSegment(1, base)
+		if err != nil {
+			return err
+		}
+		w.segs = append(w.segs, s)
+	}
+	w.active = w.segs[len(w.segs)-1]
+	w.tail = max(w.active.end, segment.DataOffset)
+	w.nextSeq = w.active.hdr.Seq + 1
+	w.nextLSN = w.active.last() + 1
+	w.durable.Store(w.nextLSN - 1)
+	w.firstLSN.Store(w.segs[0].base())
+	// A resumed segment gets a new writer epoch, so nothing this writer
+	// leaves can be confused with an earlier incarnation's bytes. A segment
+	// whose epochs are used up is not resumed: enqueue rotates first.
+	var epoch uint16
+	if len(w.active.index) > 0 || w.active.maxEpoch > 0 {
+		epoch = min(w.active.maxEpoch, maxEpoch-1) + 1
+	}
+	w.enc = segment.NewEncoder(w.active.hdr.Salt, epoch, w.opts.MaxRecordSize)
+	return nil
+}
+
+// recoverSegment opens and scans one segment. It returns the segment (nil
+// when it was removed) and whether recovery must stop after it.
+func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, bool, error) {
+	name := segment.FileName(base)
+	path := filepath.Join(w.dir, name)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, false, fmt.Errorf("wal: open segment: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, false, fmt.Errorf("wal: stat segment: %w", err)
+	}
+	r, err := segment.NewReader(f, fi.Size(), segment.ReaderOptions{
+		MaxRecordSize: w.opts.MaxRecordSize,
+		FileBaseLSN:   base,
+		Name:          name,
+	})
+	if errors.Is(err, segment.ErrNoHeader) && last {
+		w.log.Warn("removing last segment whose header was never written", "segment", name)
+		f.Close()
+		if err := os.Remove(path); err != nil {
+			return nil, false, fmt.Errorf("wal: remove %s: %w", name, err)
+		}
+		return nil, true, w.syncDir()
+	}
+	if err != nil {
+		return w.onCorrupt(name, prev, err)
+	}
+	s := &segFile{name: name, path: path, hdr: r.Header(), f: f, fd: int(f.Fd())}
+	if prev != nil {
+		switch {
+		case s.hdr.Seq != prev.hdr.Seq+1:
+			return w.onCorrupt(name, prev, &segment.CorruptionError{Segment: name, Offset: 0, LSN: base,
+				Reason: fmt.Sprintf("segment sequence %d does not follow %d (%s): a segment is missing", s.hdr.Seq, prev.hdr.Seq, prev.name)})
+		case base != prev.last()+1:
+			return w.onCorrupt(name, prev, &segment.CorruptionError{Segment: name, Offset: 0, LSN: base,
+				Reason: fmt.Sprintf("base lsn %d does not follow lsn %d, the last of %s: records are missing", base, prev.last(), prev.name)})
+		}
+	}
+	for {
+		rec, err := r.Next()
+		if err == nil {
+			s.addIndex(rec.Offset, len(rec.Payload))
+			continue
+		}
+		s.maxEpoch = r.LastEpoch()
+		s.end = r.Offset()
+		var torn *segment.TornTailError
+		switch {
+		case errors.Is(err, io.EOF):
+		case errors.As(err, &torn) && last:
+			if err := w.cutTail(s, torn); err != nil {
+				return nil, false, err
+			}
+			s.end = torn.Offset
+		case errors.As(err, &torn):
+			err = &segment.CorruptionError{Segment: name, Offset: torn.Offset, LSN: torn.LSN,
+				Reason: "damaged frames before the end of a sealed segment: " + torn.Reason}
+			fallthrough
+		default:
+			if !errors.Is(err, segment.ErrCorrupt) || w.opts.Recovery != RecoverTruncate {
+				return nil, false, fmt.Errorf("wal: recover %s: %w", name, err)
+			}
+			var ce *segment.CorruptionError
+			errors.As(err, &ce)
+			w.log.Warn("corruption: truncating the log at the last good record", "segment", name, "offset", ce.Offset, "reason", ce.Reason)
+			s.end = ce.Offset
+			if n := int(ce.LSN - s.base()); ce.LSN >= s.base() && n < len(s.index) {
+				s.index = s.index[:n]
+			}
+			if err := w.zeroRange(s, ce.Offset, fi.Size()); err != nil {
+				return nil, false, err
+			}
+			keep = true
+			return s, true, nil
+		}
+		break
+	}
+	keep = true
+	return s, false, nil
+}
+
+// onCorrupt handles corruption found before a segment could be read: strict
+// mode fails; truncate mode stops the log before this segment.
+func (w *WAL) onCorrupt(name string, prev *segFile, err error) (*segFile, bool, error) {
+	if w.opts.Recovery != RecoverTruncate || !errors.Is(err, segment.ErrCorrupt) {
+		return nil, false, fmt.Errorf("wal: recover %s: %w", name, err)
+	}
+	w.log.Warn("corruption: setting this and later segments aside", "segment", name, "err", err)
+	if err := w.setAside([]uint64{mustParse(name)}); err != nil {
+		return nil, false, err
+	}
+	return nil, true, nil
+}
+
+func mustParse(name string) uint64 {
+	b, _ := segment.ParseFileName(name)
+	return b
+}
+
+// setAside renames segments to *.broken so the log opens without them, and
+// keeps their bytes for an operator.
+func (w *WAL) setAside(bases []uint64) error {
+	for _, b := range bases {
+		name := segment.FileName(b)
+		from := filepath.Join(w.dir, name)
+		if _, err := os.Stat(from); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		to := from + ".broken"
+		if err := os.Rename(from, to); err != nil {
+			return fmt.Errorf("wal: set aside %s: %w", name, err)
+		}
+	}
+	return w.syncDir()
+}
+
+// cutTail zeroes a torn tail and syncs, before anything new is written.
+func (w *WAL) cutTail(s *segFile, torn *segment.TornTailError) error {
+	w.log.Warn("cutting torn tail", "segment", s.name, "offset", torn.Offset, "end", torn.End, "lsn", torn.LSN, "reason", torn.Reason)
+	// Records of an incomplete atomic batch were indexed before the reader
+	// saw it was incomplete: drop them.
+	if torn.LSN >= s.base() && torn.LSN <= s.last() {
+		s.index = s.index[:torn.LSN-s.base()]
+	}
+	return w.zeroRange(s, torn.Offset, torn.End)
+}
+
+// zeroRange writes zeros over [from, to) and syncs.
+func (w *WAL) zeroRange(s *segFile, from, to int64) error {
+	if to <= from {
+		return nil
+	}
+	zeros := make([]byte, min(to-from, 1<<20))
+	for off := from; off < to; off += int64(len(zeros)) {
+		n := min(int64(len(zeros)), to-off)
+		if _, err := s.f.WriteAt(zeros[:n], off); err != nil {
+			return fmt.Errorf("wal: zero %s [%d,%d): %w", s.name, from, to, err)
+		}
+	}
+	if err := unix.Fdatasync(s.fd); err != nil {
+		return fmt.Errorf("wal: sync %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// createSegment creates a segment synchronously (used when the log is new).
+func (w *WAL) createSegment(seq, base uint64) (*segFile, error) {
+	name := segment.FileName(base)
+	path := filepath.Join(w.dir, name)
+	tmp := path + segment.TempFileSuffix
+	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc)
+	if err != nil {
+		return nil, fmt.Errorf("wal: create segment: %w", err)
+	}
+	h := segment.Header{Version: segment.Version, Seq: seq, BaseLSN: base, Size: w.opts.SegmentSize,
+		Salt: randomSalt(), Created: time.Now().UnixNano()}
+	hb := make([]byte, segment.HeaderSize)
+	h.MarshalTo(hb)
+	if _, err := f.WriteAt(hb, 0); err == nil {
+		err = unix.Fdatasync(int(f.Fd()))
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = w.syncDir()
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("wal: create segment %s: %w", name, err)
+	}
+	return &segFile{name: name, path: path, hdr: h, f: f, fd: int(f.Fd())}, nil
+}

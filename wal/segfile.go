@@ -1,0 +1,288 @@
+package wal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwal/ringwal/segment"
+)
+
+// maxEpoch is the last writer epoch; a segment whose writers used it up is
+// not resumed, a new segment is started instead.
+const maxEpoch = 1<<16 - 1
+
+// segFile is one segment of the log.
+type segFile struct {
+	name string
+	path string
+	hdr  segment.Header
+	f    *os.File
+	fd   int
+
+	// index[i] locates record hdr.BaseLSN+i: frame offset << 32 | payload
+	// length. Entries are added when records are laid into a batch; readers
+	// only look at LSNs that are durable.
+	index    []uint64
+	maxEpoch uint16
+	end      int64 // end of the last record, as found by recovery
+
+	// hdrPending holds the header bytes of a new segment until the first
+	// batch carries them to disk.
+	hdrPending []byte
+}
+
+func (s *segFile) base() uint64 { return s.hdr.BaseLSN }
+
+// last is the LSN of the last record laid (base-1 when empty).
+func (s *segFile) last() uint64 { return s.hdr.BaseLSN + uint64(len(s.index)) - 1 }
+
+func (s *segFile) addIndex(off int64, n int) {
+	s.index = append(s.index, uint64(off)<<32|uint64(uint32(n)))
+}
+
+// locate returns the frame offset and payload length of lsn.
+func (s *segFile) locate(lsn uint64) (int64, int, bool) {
+	if lsn < s.hdr.BaseLSN || lsn > s.last() {
+		return 0, 0, false
+	}
+	e := s.index[lsn-s.hdr.BaseLSN]
+	return int64(e >> 32), int(uint32(e)), true
+}
+
+func (s *segFile) close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+// findSegLocked returns the segment holding lsn, or nil.
+func (w *WAL) findSegLocked(lsn uint64) *segFile {
+	i := sort.Search(len(w.segs), func(i int) bool { return w.segs[i].base() > lsn }) - 1
+	if i < 0 {
+		return nil
+	}
+	return w.segs[i]
+}
+
+func randomSalt() uint32 {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return uint32(time.Now().UnixNano())
+	}
+	return binary.LittleEndian.Uint32(b[:])
+}
+
+// errRetry tells enqueue to re-evaluate the state: rotation waited.
+var errRetry = errors.New("wal: retry")
+
+// rotateLocked seals the active segment and switches to a prepared one. The
+// new segment's header and directory entry reach the disk with its first
+// batch; its batches are submitted only after the old segment's chains
+// completed (pumpLocked).
+func (w *WAL) rotateLocked() error {
+	if w.open != nil {
+		if w.open.nrec > 0 {
+			w.sealLocked()
+		} else {
+			w.dropOpenLocked()
+		}
+	}
+	w.rotating = true
+	w.mu.Unlock()
+	p, err := w.prep.get(w.closeCtx)
+	w.mu.Lock()
+	w.rotating = false
+	w.cond.Broadcast()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return ErrClosed
+		}
+		return fmt.Errorf("wal: prepare segment %d: %w", w.nextSeq, err)
+	}
+	if w.closed || w.failed != nil {
+		w.prep.giveBack(p)
+		return errRetry
+	}
+	h := segment.Header{
+		Version: segment.Version,
+		Seq:     w.nextSeq,
+		BaseLSN: w.nextLSN,
+		Size:    w.opts.SegmentSize,
+		Salt:    randomSalt(),
+		Created: time.Now().UnixNano(),
+	}
+	name := segment.FileName(h.BaseLSN)
+	path := filepath.Join(w.dir, name)
+	if err := os.Rename(p.path, path); err != nil {
+		w.prep.giveBack(p)
+		return fmt.Errorf("wal: rotate to %s: %w", name, err)
+	}
+	hb := make([]byte, segment.HeaderSize)
+	h.MarshalTo(hb)
+	s := &segFile{name: name, path: path, hdr: h, f: p.f, fd: int(p.f.Fd()), hdrPending: hb}
+	w.segs = append(w.segs, s)
+	w.active = s
+	w.nextSeq++
+	w.enc = segment.NewEncoder(h.Salt, 0, w.opts.MaxRecordSize)
+	w.tail = segment.DataOffset
+	w.stats.rotations.Add(1)
+	w.log.Info("wal rotated", "segment", name, "seq", h.Seq)
+	return nil
+}
+
+// preparer keeps the next segment file ready: created under a temporary
+// name, its space reserved (zeros written, or fallocated), file and directory
+// synced, so a rotation costs only a rename.
+type preparer struct {
+	w     *WAL
+	ready chan prepResult
+	quit  chan struct{}
+	done  chan struct{}
+
+	mu   sync.Mutex
+	seq  int
+	back *prepared // a prepared file given back by a rotation that could not use it
+}
+
+type prepared struct {
+	path string
+	f    *os.File
+}
+
+type prepResult struct {
+	p   *prepared
+	err error
+}
+
+func newPreparer(w *WAL) *preparer {
+	p := &preparer{w: w, ready: make(chan prepResult), quit: make(chan struct{}), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *preparer) run() {
+	defer close(p.done)
+	for {
+		res := prepResult{}
+		res.p, res.err = p.prepare()
+		select {
+		case p.ready <- res:
+			if res.err != nil {
+				// Back off a little before trying again (full disk).
+				select {
+				case <-time.After(10 * time.Millisecond):
+				case <-p.quit:
+					return
+				}
+			}
+		case <-p.quit:
+			if res.p != nil {
+				res.p.f.Close()
+				os.Remove(res.p.path)
+			}
+			return
+		}
+	}
+}
+
+func (p *preparer) prepare() (*prepared, error) {
+	p.mu.Lock()
+	if b := p.back; b != nil {
+		p.back = nil
+		p.mu.Unlock()
+		return b, nil
+	}
+	p.seq++
+	seq := p.seq
+	p.mu.Unlock()
+	path := filepath.Join(p.w.dir, fmt.Sprintf("prepare-%d%s", seq, segment.TempFileSuffix))
+	f, err := createPrepared(path, p.w.opts.SegmentSize, p.w.opts.Prealloc)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.w.syncDir(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return &prepared{path: path, f: f}, nil
+}
+
+// createPrepared creates a file of size bytes whose content reads as zeros
+// and is durable.
+func createPrepared(path string, size int64, mode Prealloc) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*os.File, error) {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	switch mode {
+	case PreallocFallocate:
+		if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+			return fail(fmt.Errorf("fallocate %s: %w", path, err))
+		}
+	default:
+		zeros := make([]byte, 1<<20)
+		for off := int64(0); off < size; off += int64(len(zeros)) {
+			n := min(int64(len(zeros)), size-off)
+			if _, err := f.WriteAt(zeros[:n], off); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return fail(fmt.Errorf("sync %s: %w", path, err))
+	}
+	return f, nil
+}
+
+// get waits for the next prepared file.
+func (p *preparer) get(ctx context.Context) (*prepared, error) {
+	select {
+	case r := <-p.ready:
+		return r.p, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// giveBack returns an unused prepared file; the next get hands it out again.
+func (p *preparer) giveBack(pf *prepared) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.back != nil {
+		pf.f.Close()
+		os.Remove(pf.path)
+		return
+	}
+	p.back = pf
+}
+
+func (p *preparer) stop() {
+	close(p.quit)
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.back != nil {
+		p.back.f.Close()
+		os.Remove(p.back.path)
+		p.back = nil
+	}
+}

@@ -1,0 +1,117 @@
+package wal
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/ringwal/ringwal/bufpool"
+)
+
+// latencySamples is how many recent chain latencies Stats keeps for
+// percentiles.
+const latencySamples = 8192
+
+type stats struct {
+	appends   atomic.Uint64
+	rotations atomic.Uint64
+
+	mu          sync.Mutex
+	batches     uint64
+	records     uint64
+	bytes       uint64
+	syncs       uint64
+	maxInFlight int
+	lat         [latencySamples]time.Duration
+	latN        int
+}
+
+func (s *stats) noteInFlight(n int) {
+	s.mu.Lock()
+	s.maxInFlight = max(s.maxInFlight, n)
+	s.mu.Unlock()
+}
+
+func (s *stats) noteBatch(b *batch, lat time.Duration) {
+	s.mu.Lock()
+	s.batches++
+	s.records += uint64(b.nrec)
+	s.bytes += uint64(b.bytes)
+	s.syncs++
+	if b.syncDir {
+		s.syncs++
+	}
+	s.lat[s.latN%latencySamples] = lat
+	s.latN++
+	s.mu.Unlock()
+}
+
+// Stats is a snapshot of a log's counters.
+type Stats struct {
+	Backend  Backend // BackendURing or BackendPwrite
+	Appends  uint64  // records acknowledged to Append/AppendBatch callers
+	Records  uint64  // records made durable
+	Bytes    uint64  // payload bytes made durable
+	Batches  uint64  // chains completed (write + fdatasync)
+	Fsyncs   uint64  // fdatasync/fsync calls completed successfully
+	AvgBatch float64 // records per batch
+
+	// Latency of a chain from submission to completion, over the most
+	// recent 8192 chains.
+	SyncP50, SyncP99, SyncP999, SyncMax time.Duration
+
+	InFlight    int // chains in flight now
+	MaxInFlight int // most chains ever in flight at once
+
+	Segments  int
+	Rotations uint64
+	FirstLSN  uint64
+	LastLSN   uint64
+	Failed    error // non-nil once the log failed
+	Pool      bufpool.Stats
+}
+
+// String summarises the stats on one line.
+func (s Stats) String() string {
+	return fmt.Sprintf("backend=%s records=%d bytes=%s batches=%d avg_batch=%.1f fsyncs=%d sync_p50=%v sync_p99=%v inflight=%d/%d segments=%d",
+		s.Backend, s.Records, humanize.Bytes(s.Bytes), s.Batches, s.AvgBatch, s.Fsyncs, s.SyncP50, s.SyncP99, s.InFlight, s.MaxInFlight, s.Segments)
+}
+
+// Stats returns a snapshot of the log's counters.
+func (w *WAL) Stats() Stats {
+	w.mu.Lock()
+	st := Stats{
+		Backend:  w.backend,
+		InFlight: w.inflight,
+		Segments: len(w.segs),
+		FirstLSN: w.FirstLSN(),
+		LastLSN:  w.LastLSN(),
+		Failed:   w.failed,
+	}
+	w.mu.Unlock()
+	st.Appends = w.stats.appends.Load()
+	st.Rotations = w.stats.rotations.Load()
+	if w.pool != nil {
+		st.Pool = w.pool.Stats()
+	}
+
+	s := &w.stats
+	s.mu.Lock()
+	st.Records, st.Bytes, st.Batches, st.Fsyncs, st.MaxInFlight = s.records, s.bytes, s.batches, s.syncs, s.maxInFlight
+	n := min(s.latN, latencySamples)
+	lat := slices.Clone(s.lat[:n])
+	s.mu.Unlock()
+	if st.Batches > 0 {
+		st.AvgBatch = float64(st.Records) / float64(st.Batches)
+	}
+	if n > 0 {
+		slices.Sort(lat)
+		pct := func(p float64) time.Duration { return lat[min(n-1, int(p*float64(n)))] }
+		st.SyncP50, st.SyncP99, st.SyncP999, st.SyncMax = pct(0.50), pct(0.99), pct(0.999), lat[n-1]
+	}
+	return st
+}

@@ -1,0 +1,169 @@
+package wal
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwal/ringwal/segment"
+)
+
+// TruncateFront drops whole segments all of whose records are below lsn
+// (typically a checkpoint: every record before it was applied elsewhere), and
+// syncs the directory. Records below lsn that share a segment with lsn stay;
+// FirstLSN reports what is left. The active segment is never dropped. lsn
+// must be at most LastLSN()+1.
+func (w *WAL) TruncateFront(lsn uint64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	if last := w.LastLSN(); lsn > last+1 {
+		return fmt.Errorf("%w: TruncateFront(%d) past the end %d", ErrOutOfRange, lsn, last)
+	}
+	n := 0
+	for n < len(w.segs)-1 && w.segs[n+1].base() <= lsn {
+		if w.inflight > 0 && w.infSeg == w.segs[n] {
+			break // its last chains are still being written
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	// Oldest first: a crash in between leaves a shorter, still contiguous
+	// log.
+	for _, s := range w.segs[:n] {
+		if err := os.Remove(s.path); err != nil {
+			return fmt.Errorf("wal: TruncateFront: %w", err)
+		}
+		_ = s.close()
+	}
+	w.segs = append(w.segs[:0:0], w.segs[n:]...)
+	w.firstLSN.Store(w.segs[0].base())
+	return w.syncDir()
+}
+
+// TruncateBack drops every record after lsn, durably: when it returns, no
+// crash can bring them back. Appends wait while it runs. The next record
+// appended gets lsn+1. lsn must be at least FirstLSN()-1 (which empties the
+// log).
+func (w *WAL) TruncateBack(lsn uint64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.truncBusy || w.rotating {
+		w.cond.Wait()
+	}
+	if w.closed {
+		return ErrClosed
+	}
+	if w.failed != nil {
+		return w.failed
+	}
+	if first := w.FirstLSN(); lsn+1 < first {
+		return fmt.Errorf("%w: TruncateBack(%d) before the start %d", ErrOutOfRange, lsn, first)
+	}
+	w.truncBusy = true
+	defer func() {
+		w.truncBusy = false
+		w.cond.Broadcast()
+	}()
+	// Drain: everything accepted so far becomes durable (or fails) first.
+	if w.open != nil {
+		if w.open.nrec > 0 {
+			w.sealLocked()
+		} else {
+			w.dropOpenLocked()
+		}
+	}
+	w.pumpLocked()
+	for w.inflight > 0 || len(w.pending) > 0 {
+		w.cond.Wait()
+	}
+	if w.failed != nil {
+		return w.failed
+	}
+	if lsn >= w.LastLSN() {
+		return nil
+	}
+
+	// The segment that will hold lsn as its last record (or, when lsn is
+	// below the first segment's base, the first segment, emptied).
+	k := len(w.segs) - 1
+	for k > 0 && w.segs[k].base() > lsn {
+		k--
+	}
+	// Newest first, so a crash in between leaves a contiguous log.
+	for i := len(w.segs) - 1; i > k; i-- {
+		s := w.segs[i]
+		if err := os.Remove(s.path); err != nil {
+			return w.truncFailLocked(err)
+		}
+		_ = s.close()
+		w.segs = w.segs[:i]
+		if err := w.syncDir(); err != nil {
+			return w.truncFailLocked(err)
+		}
+	}
+	s := w.segs[k]
+	keep := int(min(lsn+1-s.base(), uint64(len(s.index))))
+	end := int64(segment.DataOffset)
+	if keep > 0 {
+		off, n, _ := s.locate(s.base() + uint64(keep) - 1)
+		end = off + int64(segment.FrameSize(n))
+	}
+	if err := w.rewriteSegment(s, end); err != nil {
+		return w.truncFailLocked(err)
+	}
+	s.index = s.index[:keep]
+	w.active = s
+	w.nextSeq = s.hdr.Seq + 1
+	w.nextLSN = lsn + 1
+	w.durable.Store(lsn)
+	w.tail = end
+	w.enc = segment.NewEncoder(s.hdr.Salt, min(s.maxEpoch, maxEpoch-1)+1, w.opts.MaxRecordSize)
+	w.log.Info("wal truncated back", "lsn", lsn, "segment", s.name)
+	return nil
+}
+
+// truncFailLocked stops the log after a TruncateBack step failed half-way:
+// memory no longer matches the disk. Reopening recovers a consistent log.
+func (w *WAL) truncFailLocked(err error) error {
+	err = fmt.Errorf("TruncateBack: %w", err)
+	w.failLocked(err)
+	return w.failed
+}
+
+// rewriteSegment replaces s by a copy that keeps its bytes [0, end) and reads
+// as zeros after: a new file is written and synced, then renamed over s in
+// one atomic step. A crash leaves either the old segment or the new one.
+func (w *WAL) rewriteSegment(s *segFile, end int64) error {
+	tmp := s.path + segment.TempFileSuffix
+	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := io.Copy(io.NewOffsetWriter(f, 0), io.NewSectionReader(s.f, 0, end)); err != nil {
+		return fmt.Errorf("copy %s: %w", s.name, err)
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return err
+	}
+	ok = true
+	_ = s.close()
+	s.f, s.fd = f, int(f.Fd())
+	return w.syncDir()
+}

@@ -1,0 +1,352 @@
+// Package wal is a durable, append-only log with group commit.
+//
+// Many goroutines append concurrently. Each record is framed (segment
+// format v1) straight into a registered buffer and given the next LSN. A
+// batch of records is sealed when its buffer is full, or as soon as the disk
+// has room for another flush, and written as one chain: IORING_OP_WRITE_FIXED
+// linked to an fdatasync at the batch's segment offset. Up to MaxInFlight
+// chains are in flight at once. Append returns only once its record is
+// durable: its batch's write and fdatasync succeeded, and so did those of
+// every batch before it.
+//
+// Where io_uring is unavailable (or BackendPwrite is asked for), the same
+// format is written with pwrite + fdatasync from MaxInFlight flushers, with
+// the same group commit and the same guarantees.
+//
+// Guarantees:
+//   - A record whose Append returned nil survives a crash of the process or
+//     the machine (to the extent fdatasync does: a disk that lies about
+//     flushes loses data under every log).
+//   - A crash may lose records whose Append had not returned; it never
+//     reorders records, never leaves a gap, and never resurrects records cut
+//     by recovery or TruncateBack. An AppendBatch survives whole or not at
+//     all.
+//   - A failed write or fdatasync stops the log (fail-stop): the failed
+//     batch and everything after it return the error, nothing is retried,
+//     Close still works, and reopening recovers every acknowledged record.
+package wal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwal/ringwal/bufpool"
+	"github.com/ringwal/ringwal/internal/ring"
+	"github.com/ringwal/ringwal/segment"
+)
+
+// Errors returned by the log. Errors from a failed write or sync wrap both
+// ErrFailed and the cause.
+var (
+	// ErrClosed: the log was closed.
+	ErrClosed = errors.New("wal: closed")
+	// ErrLocked: another process (or another WAL in this one) holds the
+	// directory.
+	ErrLocked = errors.New("wal: directory is locked by another writer")
+	// ErrFailed: a write or fdatasync failed earlier; the log accepts no more
+	// appends. Reopen it to recover.
+	ErrFailed = errors.New("wal: log failed")
+	// ErrRecordTooLarge: a record exceeds Options.MaxRecordSize.
+	ErrRecordTooLarge = segment.ErrRecordTooLarge
+	// ErrBatchTooLarge: an AppendBatch cannot fit in one segment.
+	ErrBatchTooLarge = errors.New("wal: batch larger than a segment")
+	// ErrEmptyBatch: AppendBatch without records.
+	ErrEmptyBatch = errors.New("wal: empty batch")
+	// ErrOutOfRange: an LSN outside [FirstLSN, LastLSN] (or, for readers
+	// and truncation, outside the range they accept).
+	ErrOutOfRange = errors.New("wal: lsn out of range")
+	// ErrNotFound: the LSN is not in the log.
+	ErrNotFound = errors.New("wal: lsn not found")
+)
+
+const lockFileName = "LOCK"
+
+// WAL is an open log. All methods are safe for concurrent use.
+type WAL struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+
+	lockFile *os.File
+	dirFile  *os.File
+
+	backend   Backend // the one actually used
+	ring      *ring.Ring
+	submitter ring.Submitter
+	pwrite    *pwriteSubmitter
+	pool      *bufpool.Pool
+	closeCtx  context.Context
+	cancel    context.CancelFunc
+
+	prep *preparer
+
+	mu   sync.Mutex
+	cond *sync.Cond // signalled when inflight drops or state changes
+
+	failed error
+	closed bool
+
+	segs      []*segFile // in LSN order; the last is active
+	active    *segFile
+	enc       *segment.Encoder
+	nextLSN   uint64
+	nextSeq   uint64
+	durable   atomic.Uint64 // every LSN <= durable is acknowledged
+	firstLSN  atomic.Uint64
+	open      *batch   // being filled
+	pending   []*batch // sealed, not yet submitted (FIFO)
+	inflight  int      // submitted chains not yet completed
+	infSeg    *segFile // segment of the chains in flight
+	spare     []uint16 // acquired buffers not yet in a batch
+	truncBusy bool     // TruncateBack in progress: appends wait
+	rotating  bool     // an appender is switching segments: others wait
+	tail      int64    // segment offset where the next frame goes
+
+	submitted chan *batch // FIFO of submitted chains, read by the completer
+	compDone  chan struct{}
+
+	stats stats
+}
+
+// Open opens the log in dir, creating the directory and a first segment if
+// needed, and recovers it: every segment is checked in order, a torn tail in
+// the last one is cut (and zeroed, so its bytes can never reappear), and
+// corruption is reported as an error naming segment and offset (or cut, with
+// RecoverTruncate). The directory is locked against other writers
+// (ErrLocked).
+func Open(dir string, opts Options) (*WAL, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("wal: %s is not a directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	w := &WAL{dir: dir, opts: o, log: o.Logger}
+	w.cond = sync.NewCond(&w.mu)
+	w.closeCtx, w.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			w.cancel()
+			w.releaseResources()
+		}
+	}()
+
+	if err := w.lock(); err != nil {
+		return nil, err
+	}
+	if w.dirFile, err = os.Open(dir); err != nil {
+		return nil, fmt.Errorf("wal: open directory: %w", err)
+	}
+	if err := w.recover(); err != nil {
+		return nil, err
+	}
+	if err := w.startBackend(); err != nil {
+		return nil, err
+	}
+	w.prep = newPreparer(w)
+	w.submitted = make(chan *batch, o.MaxInFlight+1)
+	w.compDone = make(chan struct{})
+	go w.completer()
+	ok = true
+	w.log.Info("wal opened", "dir", dir, "backend", w.backend, "first_lsn", w.FirstLSN(), "last_lsn", w.LastLSN(), "segments", len(w.segs))
+	return w, nil
+}
+
+func (w *WAL) lock() error {
+	f, err := os.OpenFile(filepath.Join(w.dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("wal: open lock file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("%w: %s", ErrLocked, w.dir)
+		}
+		return fmt.Errorf("wal: lock %s: %w", w.dir, err)
+	}
+	w.lockFile = f
+	return nil
+}
+
+// startBackend sets up io_uring (or pwrite) and the buffer pool.
+func (w *WAL) startBackend() error {
+	o := w.opts
+	if o.Backend != BackendPwrite {
+		r, err := ring.New(128)
+		if err == nil {
+			w.pool, err = bufpool.New(r, o.BufferSize, o.BufferCount)
+			if err != nil {
+				_ = r.Close()
+			}
+		}
+		switch {
+		case err == nil:
+			w.ring, w.submitter, w.backend = r, r, BackendURing
+		case o.Backend == BackendURing:
+			return fmt.Errorf("wal: io_uring backend unavailable: %w", err)
+		default:
+			w.log.Warn("io_uring unavailable, using pwrite", "err", err)
+		}
+	}
+	if w.submitter == nil {
+		pool, err := bufpool.New(noRegistrar{}, o.BufferSize, o.BufferCount)
+		if err != nil {
+			return fmt.Errorf("wal: %w", err)
+		}
+		w.pool = pool
+		w.pwrite = newPwriteSubmitter(o.fileIO, o.MaxInFlight)
+		w.submitter, w.backend = w.pwrite, BackendPwrite
+	}
+	if o.wrapSubmitter != nil {
+		w.submitter = o.wrapSubmitter(w.submitter)
+	}
+	return nil
+}
+
+// Backend reports the backend in use: BackendURing or BackendPwrite.
+func (w *WAL) Backend() Backend { return w.backend }
+
+// Dir is the log's directory.
+func (w *WAL) Dir() string { return w.dir }
+
+// FirstLSN is the LSN of the oldest record stored, or LastLSN()+1 when the log
+// is empty.
+func (w *WAL) FirstLSN() uint64 { return w.firstLSN.Load() }
+
+// LastLSN is the LSN of the newest durable (acknowledged) record, or
+// FirstLSN()-1 when the log is empty.
+func (w *WAL) LastLSN() uint64 { return w.durable.Load() }
+
+// Close stops accepting appends, waits until every batch in flight completed
+// (records already accepted become durable, or fail), and releases files,
+// buffers and the lock. Appends racing with Close either complete or return
+// ErrClosed. Calling Close again returns ErrClosed.
+func (w *WAL) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	w.closed = true
+	w.cancel() // wakes appenders waiting for a buffer
+	if w.open != nil && w.open.nrec > 0 {
+		w.sealLocked()
+	}
+	w.pumpLocked()
+	for w.inflight > 0 || len(w.pending) > 0 {
+		w.cond.Wait()
+	}
+	w.mu.Unlock()
+
+	close(w.submitted)
+	<-w.compDone
+	w.prep.stop()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var errs []error
+	if w.open != nil {
+		w.releasePieces(w.open)
+		w.open = nil
+	}
+	for _, idx := range w.spare {
+		_ = w.pool.Release(idx)
+	}
+	w.spare = nil
+	errs = append(errs, w.releaseResources())
+	return errors.Join(errs...)
+}
+
+// releaseResources closes whatever Open set up. Safe on a partial Open.
+func (w *WAL) releaseResources() error {
+	var errs []error
+	if w.pwrite != nil {
+		w.pwrite.close()
+	}
+	if w.pool != nil {
+		if err := w.pool.Close(); err != nil && !errors.Is(err, bufpool.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if w.ring != nil {
+		if err := w.ring.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, s := range w.segs {
+		if err := s.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if w.dirFile != nil {
+		w.dirFile.Close()
+	}
+	if w.lockFile != nil {
+		_ = unix.Flock(int(w.lockFile.Fd()), unix.LOCK_UN)
+		w.lockFile.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// syncDir makes the directory's entries durable.
+func (w *WAL) syncDir() error {
+	if err := w.dirFile.Sync(); err != nil {
+		return fmt.Errorf("wal: sync directory: %w", err)
+	}
+	return nil
+}
+
+// failLocked puts the log into the failed state (once).
+func (w *WAL) failLocked(err error) {
+	if w.failed != nil {
+		return
+	}
+	w.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+	w.log.Error("wal failed", "err", err)
+	// Nothing sealed after the failure may be written: fail the queued
+	// batches and the open one now.
+	for _, b := range w.pending {
+		w.finishLocked(b, w.failed)
+	}
+	w.pending = nil
+	if w.open != nil {
+		b := w.open
+		w.open = nil
+		w.finishLocked(b, w.failed)
+	}
+	w.cond.Broadcast()
+}
+
+// finishLocked completes a batch that will never be (or was never) written.
+func (w *WAL) finishLocked(b *batch, err error) {
+	b.err = err
+	w.releasePieces(b)
+	close(b.done)
+}
+
+func (w *WAL) releasePieces(b *batch) {
+	for _, p := range b.pieces {
+		if p.fixed {
+			if err := w.pool.Release(p.idx); err != nil {
+				w.log.Error("release buffer", "idx", p.idx, "err", err)
+			}
+		}
+	}
+	b.pieces = nil
+}
+
+func since(t time.Time) time.Duration { return time.Since(t) }

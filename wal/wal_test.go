@@ -1,0 +1,503 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ringwal/ringwal/segment"
+)
+
+// backends runs f once per backend. The io_uring run requires io_uring: if it
+// is missing here, Open fails and so does the test.
+func backends(t *testing.T, f func(t *testing.T, b Backend)) {
+	for _, b := range []Backend{BackendURing, BackendPwrite} {
+		t.Run(string(b), func(t *testing.T) { f(t, b) })
+	}
+}
+
+// smallOpts makes rotation frequent: 64 KiB segments, 8 KiB buffers.
+func smallOpts(b Backend) Options {
+	return Options{SegmentSize: 64 << 10, BufferSize: 8 << 10, BufferCount: 8, MaxRecordSize: 16 << 10, Backend: b}
+}
+
+func openT(t *testing.T, dir string, o Options) *WAL {
+	t.Helper()
+	w, err := Open(dir, o)
+	require.NoError(t, err)
+	require.Equal(t, o.Backend, w.Backend())
+	return w
+}
+
+// payload makes a self-validating record: lsn hint, length, crc.
+func payload(id uint64, size int) []byte {
+	if size < 16 {
+		size = 16
+	}
+	p := make([]byte, size)
+	binary.LittleEndian.PutUint64(p, id)
+	for i := 16; i < size; i++ {
+		p[i] = byte(id*31 + uint64(i))
+	}
+	binary.LittleEndian.PutUint32(p[8:], uint32(size))
+	binary.LittleEndian.PutUint32(p[12:], crc32.ChecksumIEEE(p[16:]))
+	return p
+}
+
+// readAll returns every record from lsn on.
+func readAll(t *testing.T, w *WAL, from uint64) []Record {
+	t.Helper()
+	r, err := w.NewReader(from)
+	require.NoError(t, err)
+	defer r.Close()
+	var out []Record
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		require.NoError(t, err)
+		rec.Data = bytes.Clone(rec.Data)
+		out = append(out, rec)
+	}
+}
+
+func TestAppendReadReopen(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		w := openT(t, dir, smallOpts(be))
+		assert.Equal(t, uint64(1), w.FirstLSN())
+		assert.Equal(t, uint64(0), w.LastLSN())
+
+		const writers, each = 16, 50
+		var mu sync.Mutex
+		got := map[uint64][]byte{}
+		var wg sync.WaitGroup
+		for g := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					p := payload(uint64(g*1000+i), 10+(g*7+i*13)%3000)
+					lsn, err := w.Append(p)
+					if !assert.NoError(t, err) {
+						return
+					}
+					assert.GreaterOrEqual(t, w.LastLSN(), lsn, "acknowledged before durable")
+					mu.Lock()
+					_, dup := got[lsn]
+					assert.False(t, dup, "lsn %d handed out twice", lsn)
+					got[lsn] = p
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		require.Len(t, got, writers*each)
+		assert.Equal(t, uint64(writers*each), w.LastLSN())
+		check := func(w *WAL) {
+			for lsn, p := range got {
+				data, err := w.Read(lsn)
+				require.NoError(t, err)
+				require.Equal(t, p, data, "lsn %d", lsn)
+			}
+			recs := readAll(t, w, 1)
+			require.Len(t, recs, len(got))
+			for i, r := range recs {
+				require.Equal(t, uint64(i+1), r.LSN)
+				require.Equal(t, got[r.LSN], r.Data)
+			}
+		}
+		check(w)
+		st := w.Stats()
+		assert.Equal(t, be, st.Backend)
+		assert.Equal(t, uint64(writers*each), st.Records)
+		assert.Positive(t, st.Rotations, "64 KiB segments must rotate")
+		assert.GreaterOrEqual(t, st.AvgBatch, 1.0)
+		require.NoError(t, w.Close())
+		assert.ErrorIs(t, w.Close(), ErrClosed)
+
+		w = openT(t, dir, smallOpts(be))
+		defer w.Close()
+		assert.Equal(t, uint64(writers*each), w.LastLSN())
+		check(w)
+		lsn, err := w.Append([]byte("after reopen"))
+		require.NoError(t, err)
+		assert.Equal(t, uint64(writers*each+1), lsn)
+	})
+}
+
+func TestRotationUnder64Appenders(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		w := openT(t, dir, smallOpts(be))
+		const writers, each = 64, 40
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		acked := map[uint64][]byte{}
+		for g := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					p := payload(uint64(g<<16|i), 200+(g*31+i)%900)
+					lsn, err := w.Append(p)
+					if !assert.NoError(t, err) {
+						return
+					}
+					mu.Lock()
+					acked[lsn] = p
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		st := w.Stats()
+		t.Logf("stats: %v rotations=%d", st, st.Rotations)
+		assert.Greater(t, st.Rotations, uint64(5))
+		require.NoError(t, w.Close())
+
+		w = openT(t, dir, smallOpts(be))
+		defer w.Close()
+		recs := readAll(t, w, w.FirstLSN())
+		require.Len(t, recs, writers*each)
+		for _, r := range recs {
+			require.Equal(t, acked[r.LSN], r.Data)
+		}
+		names, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+		require.NoError(t, err)
+		assert.Equal(t, w.Stats().Segments, len(names))
+	})
+}
+
+func TestAppendBatchAndLargeRecords(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		w := openT(t, dir, o)
+		var want [][]byte
+		add := func(ps ...[]byte) {
+			first, err := w.AppendBatch(ps)
+			require.NoError(t, err)
+			require.Equal(t, uint64(len(want)+1), first)
+			want = append(want, ps...)
+		}
+		add([]byte("a"), []byte("b"), []byte("c"))
+		add(payload(1, 12<<10))                          // larger than a buffer: heap batch
+		add(payload(2, 5000), payload(3, 5000))          // spans two buffers
+		add(payload(4, 3000), []byte{}, payload(5, 100)) // empty record inside
+		_, err := w.AppendBatch(nil)
+		assert.ErrorIs(t, err, ErrEmptyBatch)
+		_, err = w.Append(make([]byte, o.MaxRecordSize+1))
+		assert.ErrorIs(t, err, ErrRecordTooLarge)
+		big := make([][]byte, 8)
+		for i := range big {
+			big[i] = make([]byte, 10<<10)
+		}
+		_, err = w.AppendBatch(big)
+		assert.ErrorIs(t, err, ErrBatchTooLarge)
+		require.NoError(t, w.Close())
+
+		w = openT(t, dir, o)
+		defer w.Close()
+		recs := readAll(t, w, 1)
+		require.Len(t, recs, len(want))
+		for i, r := range recs {
+			assert.Equal(t, want[i], r.Data, "lsn %d", r.LSN)
+		}
+	})
+}
+
+func TestErrLocked(t *testing.T) {
+	dir := t.TempDir()
+	w := openT(t, dir, smallOpts(BackendPwrite))
+	_, err := Open(dir, smallOpts(BackendPwrite))
+	assert.ErrorIs(t, err, ErrLocked)
+	require.NoError(t, w.Close())
+	w = openT(t, dir, smallOpts(BackendPwrite))
+	require.NoError(t, w.Close())
+}
+
+func TestBackendAutoUsesURing(t *testing.T) {
+	w, err := Open(t.TempDir(), Options{})
+	require.NoError(t, err)
+	defer w.Close()
+	assert.Equal(t, BackendURing, w.Backend(), "io_uring is expected on this machine")
+}
+
+func TestTruncateFrontAndBack(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		w := openT(t, dir, o)
+		for i := range 600 {
+			_, err := w.Append(payload(uint64(i+1), 500))
+			require.NoError(t, err)
+		}
+		segsBefore := w.Stats().Segments
+		require.Greater(t, segsBefore, 3)
+
+		require.NoError(t, w.TruncateFront(300))
+		first := w.FirstLSN()
+		assert.LessOrEqual(t, first, uint64(300))
+		assert.Greater(t, first, uint64(1))
+		assert.Less(t, w.Stats().Segments, segsBefore)
+		_, err := w.Read(first - 1)
+		assert.ErrorIs(t, err, ErrNotFound)
+
+		require.NoError(t, w.TruncateBack(450))
+		assert.Equal(t, uint64(450), w.LastLSN())
+		_, err = w.Read(451)
+		assert.ErrorIs(t, err, ErrNotFound)
+		lsn, err := w.Append([]byte("replacement 451"))
+		require.NoError(t, err)
+		assert.Equal(t, uint64(451), lsn)
+		assert.ErrorIs(t, w.TruncateBack(first-2), ErrOutOfRange)
+		assert.ErrorIs(t, w.TruncateFront(1000), ErrOutOfRange)
+		require.NoError(t, w.Close())
+
+		w = openT(t, dir, o)
+		defer w.Close()
+		assert.Equal(t, first, w.FirstLSN())
+		assert.Equal(t, uint64(451), w.LastLSN())
+		data, err := w.Read(451)
+		require.NoError(t, err)
+		assert.Equal(t, "replacement 451", string(data))
+		recs := readAll(t, w, first)
+		require.Len(t, recs, int(451-first+1))
+		for _, r := range recs[:len(recs)-1] {
+			assert.Equal(t, payload(r.LSN, 500), r.Data)
+		}
+
+		// Truncate back to empty, then reuse the LSNs.
+		require.NoError(t, w.TruncateBack(first-1))
+		assert.Equal(t, first-1, w.LastLSN())
+		lsn, err = w.Append([]byte("again"))
+		require.NoError(t, err)
+		assert.Equal(t, first, lsn)
+	})
+}
+
+// lastSegment returns the path of the newest segment.
+func lastSegment(t *testing.T, dir string) string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	require.NotEmpty(t, names)
+	sort.Strings(names)
+	return names[len(names)-1]
+}
+
+// Torn tail cut at every byte of the last batch: whatever survives, the log
+// opens, holds a prefix of what was written with no gap, and accepts appends.
+func TestTornTailEveryByte(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		base := t.TempDir()
+		o := smallOpts(be)
+		w := openT(t, base, o)
+		for i := range 20 {
+			_, err := w.Append(payload(uint64(i+1), 100))
+			require.NoError(t, err)
+		}
+		start := w.tail
+		_, err := w.AppendBatch([][]byte{payload(21, 150), payload(22, 90), payload(23, 60)})
+		require.NoError(t, err)
+		end := w.tail
+		require.NoError(t, w.Close())
+		orig, err := os.ReadFile(lastSegment(t, base))
+		require.NoError(t, err)
+		name := filepath.Base(lastSegment(t, base))
+
+		for cut := start; cut < end; cut++ {
+			dir := t.TempDir()
+			torn := bytes.Clone(orig)
+			clear(torn[cut:end])
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), torn, 0o644))
+			w, err := Open(dir, o)
+			require.NoError(t, err, "cut at %d", cut)
+			assert.Equal(t, uint64(20), w.LastLSN(), "cut at %d: the atomic batch is all or nothing", cut)
+			recs := readAll(t, w, 1)
+			require.Len(t, recs, 20)
+			lsn, err := w.Append([]byte("new"))
+			require.NoError(t, err)
+			require.Equal(t, uint64(21), lsn)
+			require.NoError(t, w.Close())
+			w, err = Open(dir, o)
+			require.NoError(t, err)
+			assert.Equal(t, uint64(21), w.LastLSN())
+			require.NoError(t, w.Close())
+		}
+	})
+}
+
+// Crash, recovery with a shorter rewrite, crash again: records of the first
+// incarnation never come back.
+func TestStaleBytesNeverReappear(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		w := openT(t, dir, o)
+		for i := range 10 {
+			_, err := w.Append(payload(uint64(i+1), 100))
+			require.NoError(t, err)
+		}
+		cutAt := w.tail
+		for i := 10; i < 20; i++ {
+			_, err := w.Append(payload(uint64(i+1), 100))
+			require.NoError(t, err)
+		}
+		oldEnd := w.tail
+		require.NoError(t, w.Close())
+		// Crash 1 of a pipelined writer: records 11..20 were in flight
+		// (written while 10 was the durable watermark) and 11 is torn.
+		path := lastSegment(t, dir)
+		img, err := os.ReadFile(path)
+		require.NoError(t, err)
+		h, err := segment.ParseHeader(img[:segment.HeaderSize])
+		require.NoError(t, err)
+		frames := img[:cutAt]
+		for i := uint64(11); i <= 20; i++ {
+			frames = segment.AppendFrame(frames, h.Salt, segment.FrameHeader{LSN: i, Lag: uint32(i - 10)}, payload(i, 100))
+		}
+		require.Equal(t, oldEnd, int64(len(frames)))
+		copy(img, frames)
+		img[cutAt+40] ^= 0xff
+		require.NoError(t, os.WriteFile(path, img, 0o644))
+
+		w = openT(t, dir, o)
+		require.Equal(t, uint64(10), w.LastLSN())
+		// A shorter rewrite: 3 small records where 10 larger ones were.
+		for i := range 3 {
+			_, err := w.Append([]byte(fmt.Sprintf("second incarnation %d", i)))
+			require.NoError(t, err)
+		}
+		newEnd := w.tail
+		require.NoError(t, w.Close()) // crash 2 (everything was synced)
+
+		check := func() {
+			w := openT(t, dir, o)
+			defer w.Close()
+			assert.Equal(t, uint64(13), w.LastLSN(), "records 14..20 of the first incarnation must not reappear")
+			recs := readAll(t, w, 1)
+			require.Len(t, recs, 13)
+			assert.Equal(t, "second incarnation 2", string(recs[12].Data))
+		}
+		check() // the cut region was zeroed: nothing to find
+		// Second guard: even if the zeroing had been lost, the old frames
+		// carry an older epoch and are not taken as part of the log.
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		require.NoError(t, err)
+		_, err = f.WriteAt(img[newEnd:oldEnd], newEnd)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		check()
+	})
+}
+
+func TestCorruptionIsReported(t *testing.T) {
+	dir := t.TempDir()
+	o := smallOpts(BackendPwrite)
+	w := openT(t, dir, o)
+	for i := range 300 {
+		_, err := w.Append(payload(uint64(i+1), 400))
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	names, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	sort.Strings(names)
+	require.Greater(t, len(names), 2)
+	// Flip a byte in the middle of the first segment.
+	f, err := os.OpenFile(names[0], os.O_RDWR, 0)
+	require.NoError(t, err)
+	off := int64(segment.DataOffset + 10*segment.FrameSize(400) + 30)
+	var b [1]byte
+	_, err = f.ReadAt(b[:], off)
+	require.NoError(t, err)
+	b[0] ^= 0x10
+	_, err = f.WriteAt(b[:], off)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	_, err = Open(dir, o)
+	require.Error(t, err)
+	var ce *segment.CorruptionError
+	require.ErrorAs(t, err, &ce)
+	assert.ErrorIs(t, err, segment.ErrCorrupt)
+	assert.Equal(t, filepath.Base(names[0]), ce.Segment)
+	assert.Equal(t, int64(segment.DataOffset+10*segment.FrameSize(400)), ce.Offset)
+
+	// The operator's choice: keep what is good.
+	o.Recovery = RecoverTruncate
+	w, err = Open(dir, o)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(10), w.LastLSN())
+	require.NoError(t, w.Close())
+	broken, _ := filepath.Glob(filepath.Join(dir, "*.broken"))
+	assert.Len(t, broken, len(names)-1, "later segments are kept aside, not deleted")
+}
+
+func TestMissingMiddleSegment(t *testing.T) {
+	dir := t.TempDir()
+	o := smallOpts(BackendPwrite)
+	w := openT(t, dir, o)
+	for i := range 300 {
+		_, err := w.Append(payload(uint64(i+1), 400))
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	names, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	sort.Strings(names)
+	require.Greater(t, len(names), 2)
+	require.NoError(t, os.Remove(names[1]))
+	_, err := Open(dir, o)
+	require.ErrorIs(t, err, segment.ErrCorrupt)
+	assert.Contains(t, err.Error(), "missing")
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	_, err := Open(file, Options{})
+	assert.ErrorContains(t, err, "not a directory")
+
+	for _, o := range []Options{
+		{SegmentSize: 8 << 10},
+		{BufferCount: 1},
+		{MaxInFlight: -1},
+		{Backend: "fast"},
+		{MaxRecordSize: segment.MaxRecordSizeLimit + 1},
+		{SegmentSize: 1 << 40},
+	} {
+		_, err := Open(t.TempDir(), o)
+		assert.Error(t, err, "%+v", o)
+	}
+
+	w := openT(t, t.TempDir(), smallOpts(BackendPwrite))
+	_, err = w.Append(nil)
+	require.NoError(t, err, "an empty record is valid")
+	_, err = w.Read(0)
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = w.Read(99)
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = w.NewReader(99)
+	assert.ErrorIs(t, err, ErrOutOfRange)
+	require.NoError(t, w.Close())
+	_, err = w.Append([]byte("x"))
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = w.Read(1)
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.ErrorIs(t, w.TruncateBack(0), ErrClosed)
+	assert.ErrorIs(t, w.TruncateFront(1), ErrClosed)
+}
