@@ -132,8 +132,8 @@
 //     never part of it;
 //   - LSN == L.
 //
-// The first six conditions, minus the comparison with E, make a frame "valid
-// in isolation". A frame's watermark is LSN - Lag.
+// The first four conditions make a frame "valid in isolation": they need
+// nothing but the frame and the file. A frame's watermark is LSN - Lag.
 //
 // # Recognising the end and recovery
 //
@@ -214,6 +214,27 @@
 // the hole held acknowledged data, and turns the torn tail into corruption.
 // Without that field the reader could not tell a crash in flight from a lost
 // acknowledged write.
+//
+// # Rules for writers
+//
+// The reader's rules hold only if every writer keeps these:
+//
+//   - Frames go at consecutive offsets in LSN order, from DataOffset on,
+//     with no gaps; a frame may be split across several writes.
+//   - Every byte after the last frame stays zero. A writer that writes whole
+//     blocks (O_DIRECT) zeroes the part of the block after its last frame,
+//     and rewrites the acknowledged bytes at the start of a partial block
+//     with exactly the bytes they already hold, so that a torn rewrite
+//     cannot change them.
+//   - Lag never claims more than was acknowledged when the frame was
+//     encoded: LSN-Lag must be durable and acknowledged by then. A smaller
+//     claim (a larger Lag) is always safe; a larger claim can turn a torn
+//     tail into reported corruption.
+//   - An atomic batch lies within one segment.
+//   - Records are no longer than the MaxRecordSize of every reader.
+//   - Before appending to a segment that was read after a crash, the writer
+//     zeroes and syncs the torn tail [Offset, End), and uses epoch
+//     Reader.LastEpoch()+1.
 //
 // # Assumptions about the disk
 //

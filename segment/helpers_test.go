@@ -182,7 +182,9 @@ func verifyRecord(t testing.TB, data []byte, salt uint32, rec Record) {
 	require.Equal(t, rec.LSN, le64(frame[8:]))
 }
 
-func le32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 func le64(b []byte) uint64 { return uint64(le32(b)) | uint64(le32(b[4:]))<<32 }
 
 // lsns returns the LSNs of recs.

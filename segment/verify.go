@@ -18,6 +18,8 @@ func VerifyFrame(salt uint32, frame []byte) (FrameHeader, []byte, error) {
 		return fh, nil, fmt.Errorf("%w: bad frame type %d", ErrCorrupt, fh.Type)
 	case fh.Flags&^FlagBatchContinues != 0:
 		return fh, nil, fmt.Errorf("%w: unknown frame flags %#x", ErrCorrupt, fh.Flags)
+	case fh.Lag == 0 || uint64(fh.Lag) > fh.LSN:
+		return fh, nil, fmt.Errorf("%w: lag %d outside [1, lsn %d]", ErrCorrupt, fh.Lag, fh.LSN)
 	case int(fh.Length) != len(payload):
 		return fh, nil, fmt.Errorf("%w: frame length %d, expected %d", ErrCorrupt, fh.Length, len(payload))
 	case frameCRC(salt, frame[:FrameHeaderSize], payload) != fh.CRC:

@@ -77,6 +77,8 @@ type Reader struct {
 
 	seg  *segFile
 	f    *os.File
+	pf   *prefetchReader // READ_FIXED read-ahead (io_uring backend)
+	rr   *readRing
 	size int64
 	sr   *segment.Reader
 	err  error
@@ -94,7 +96,12 @@ func (w *WAL) NewReader(lsn uint64) (*Reader, error) {
 	if lsn < w.FirstLSN() || lsn > w.LastLSN()+1 {
 		return nil, fmt.Errorf("%w: reader at %d, log holds [%d, %d]", ErrOutOfRange, lsn, w.FirstLSN(), w.LastLSN())
 	}
-	return &Reader{w: w, next: lsn}, nil
+	r := &Reader{w: w, next: lsn}
+	if w.reads != nil {
+		w.reads.hold()
+		r.rr = w.reads
+	}
+	return r, nil
 }
 
 // Next returns the next record. It returns io.EOF when the reader has caught
@@ -152,6 +159,11 @@ func (r *Reader) open() error {
 	if !ok {
 		return fmt.Errorf("%w: lsn %d is no longer in the log", ErrOutOfRange, r.next)
 	}
+	if r.pf != nil {
+		// Drop read-ahead: it may hold bytes read before they were written.
+		r.pf.Close()
+		r.pf = nil
+	}
 	if s != r.seg || r.f == nil {
 		if r.f != nil {
 			r.f.Close()
@@ -166,7 +178,12 @@ func (r *Reader) open() error {
 	if err != nil {
 		return err
 	}
-	sr, err := segment.NewReader(r.f, fi.Size(), segment.ReaderOptions{
+	var ra io.ReaderAt = r.f
+	if r.rr != nil {
+		r.pf = newPrefetchReader(r.rr, r.f, fi.Size())
+		ra = r.pf
+	}
+	sr, err := segment.NewReader(ra, fi.Size(), segment.ReaderOptions{
 		MaxRecordSize: w.opts.MaxRecordSize,
 		Name:          s.name,
 		BufferSize:    r.bufferSize(),
@@ -183,12 +200,27 @@ func (r *Reader) open() error {
 
 func (r *Reader) bufferSize() int { return segment.DefaultBufferSize }
 
-// Close releases the reader's file.
+// Close releases the reader's file and read buffers. Later calls to Next
+// return ErrClosed.
 func (r *Reader) Close() error {
-	if r.f != nil {
-		err := r.f.Close()
-		r.f, r.sr = nil, nil
-		return err
+	if r.err == ErrClosed {
+		return nil
 	}
-	return nil
+	var err error
+	if r.pf != nil {
+		r.pf.Close()
+		r.pf = nil
+	}
+	if r.f != nil {
+		err = r.f.Close()
+		r.f, r.sr = nil, nil
+	}
+	if r.rr != nil {
+		if err2 := r.rr.release(); err == nil {
+			err = err2
+		}
+		r.rr = nil
+	}
+	r.err = ErrClosed
+	return err
 }

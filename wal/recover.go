@@ -124,7 +124,13 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, b
 	if err != nil {
 		return nil, false, fmt.Errorf("wal: stat segment: %w", err)
 	}
-	r, err := segment.NewReader(f, fi.Size(), segment.ReaderOptions{
+	var ra io.ReaderAt = f
+	if w.reads != nil {
+		pf := newPrefetchReader(w.reads, f, fi.Size())
+		defer pf.Close()
+		ra = pf
+	}
+	r, err := segment.NewReader(ra, fi.Size(), segment.ReaderOptions{
 		MaxRecordSize: w.opts.MaxRecordSize,
 		FileBaseLSN:   base,
 		Name:          name,

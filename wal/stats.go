@@ -73,6 +73,11 @@ type Stats struct {
 	LastLSN   uint64
 	Failed    error // non-nil once the log failed
 	Pool      bufpool.Stats
+
+	// Replay through io_uring (zero on the pwrite backend, which reads with
+	// pread): IORING_OP_READ_FIXED reads completed and the bytes they read.
+	ReadFixedOps   uint64
+	ReadFixedBytes uint64
 }
 
 // String summarises the stats on one line.
@@ -97,6 +102,9 @@ func (w *WAL) Stats() Stats {
 	st.Rotations = w.stats.rotations.Load()
 	if w.pool != nil {
 		st.Pool = w.pool.Stats()
+	}
+	if w.reads != nil {
+		st.ReadFixedOps, st.ReadFixedBytes = w.reads.reads.Load(), w.reads.bytes.Load()
 	}
 
 	s := &w.stats

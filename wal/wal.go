@@ -84,6 +84,7 @@ type WAL struct {
 	submitter ring.Submitter
 	pwrite    *pwriteSubmitter
 	pool      *bufpool.Pool
+	reads     *readRing // READ_FIXED replay; nil on the pwrite backend
 	closeCtx  context.Context
 	cancel    context.CancelFunc
 
@@ -151,10 +152,10 @@ func Open(dir string, opts Options) (*WAL, error) {
 	if w.dirFile, err = os.Open(dir); err != nil {
 		return nil, fmt.Errorf("wal: open directory: %w", err)
 	}
-	if err := w.recover(); err != nil {
+	if err := w.startBackend(); err != nil {
 		return nil, err
 	}
-	if err := w.startBackend(); err != nil {
+	if err := w.recover(); err != nil {
 		return nil, err
 	}
 	w.prep = newPreparer(w)
@@ -213,6 +214,13 @@ func (w *WAL) startBackend() error {
 	}
 	if o.wrapSubmitter != nil {
 		w.submitter = o.wrapSubmitter(w.submitter)
+	}
+	if w.backend == BackendURing {
+		rr, err := newReadRing()
+		if err != nil {
+			return fmt.Errorf("wal: io_uring read ring: %w", err)
+		}
+		w.reads = rr
 	}
 	return nil
 }
@@ -284,6 +292,11 @@ func (w *WAL) releaseResources() error {
 	}
 	if w.ring != nil {
 		if err := w.ring.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if w.reads != nil {
+		if err := w.reads.release(); err != nil {
 			errs = append(errs, err)
 		}
 	}

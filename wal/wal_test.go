@@ -219,6 +219,41 @@ func TestAppendBatchAndLargeRecords(t *testing.T) {
 	})
 }
 
+func TestReplayUsesReadFixed(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		w := openT(t, dir, Options{Backend: be, SegmentSize: 4 << 20, MaxRecordSize: 1 << 20})
+		want := map[uint64][]byte{}
+		for i := range 3000 {
+			p := payload(uint64(i), 100+i%2000)
+			lsn, err := w.Append(p)
+			require.NoError(t, err)
+			want[lsn] = p
+		}
+		require.NoError(t, w.Close())
+		w = openT(t, dir, Options{Backend: be, SegmentSize: 4 << 20, MaxRecordSize: 1 << 20})
+		defer w.Close()
+		afterRecovery := w.Stats().ReadFixedOps
+		recs := readAll(t, w, w.FirstLSN())
+		require.Len(t, recs, len(want))
+		for _, r := range recs {
+			require.Equal(t, want[r.LSN], r.Data)
+		}
+		// Start in the middle too.
+		mid := readAll(t, w, 1234)
+		require.Len(t, mid, len(want)-1233)
+		require.Equal(t, want[1234], mid[0].Data)
+		st := w.Stats()
+		if be == BackendURing {
+			assert.Positive(t, afterRecovery, "recovery scans with READ_FIXED")
+			assert.Greater(t, st.ReadFixedOps, afterRecovery, "replay reads with READ_FIXED")
+			assert.Greater(t, st.ReadFixedBytes, uint64(3<<20))
+		} else {
+			assert.Zero(t, st.ReadFixedOps)
+		}
+	})
+}
+
 func TestErrLocked(t *testing.T) {
 	dir := t.TempDir()
 	w := openT(t, dir, smallOpts(BackendPwrite))

@@ -1,0 +1,224 @@
+package wal
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+
+	"github.com/ringwal/ringwal/bufpool"
+	"github.com/ringwal/ringwal/internal/ring"
+)
+
+// Replay reads through io_uring: IORING_OP_READ_FIXED into buffers of a pool
+// registered with a ring of its own (so readers never take buffers from
+// appenders), several reads in flight ahead of the reader.
+
+const (
+	readChunk   = 256 << 10 // one READ_FIXED
+	readBuffers = 16        // registered read buffers shared by all readers
+	readDepth   = 4         // chunks one reader keeps in flight or held
+)
+
+// readRing is the ring and pool that replay reads through. It is shared by
+// the log and its readers and closed when the last of them lets go (a reader
+// may outlive Close).
+type readRing struct {
+	ring *ring.Ring
+	pool *bufpool.Pool
+	refs atomic.Int32
+
+	reads atomic.Uint64 // READ_FIXED ops completed
+	bytes atomic.Uint64 // bytes they read
+}
+
+func newReadRing() (*readRing, error) {
+	r, err := ring.New(64)
+	if err != nil {
+		return nil, err
+	}
+	p, err := bufpool.New(r, readChunk, readBuffers)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	rr := &readRing{ring: r, pool: p}
+	rr.refs.Store(1)
+	return rr, nil
+}
+
+func (rr *readRing) hold() { rr.refs.Add(1) }
+
+// release drops a reference; the last one closes the ring.
+func (rr *readRing) release() error {
+	if rr.refs.Add(-1) != 0 {
+		return nil
+	}
+	err := rr.pool.Close()
+	if err2 := rr.ring.Close(); err == nil {
+		err = err2
+	}
+	return err
+}
+
+// chunk is one READ_FIXED of [off, off+n) into pool buffer idx.
+type chunk struct {
+	off  int64
+	n    int
+	idx  uint16
+	buf  []byte
+	ops  [1]ring.Op
+	c    ring.Completion
+	got  int // bytes read, once waited
+	err  error
+	done bool
+}
+
+func (c *chunk) wait(pool *bufpool.Pool) error {
+	if c.done {
+		return c.err
+	}
+	<-c.c.Done()
+	c.done = true
+	res := c.c.Results()[0]
+	_ = pool.CompleteInFlight(c.idx)
+	switch {
+	case res < 0:
+		c.err = &ring.OpError{Kind: ring.ReadFixed, Offset: c.off, Len: c.n, Res: res}
+	default:
+		c.got = int(res) // short only at the end of the file
+	}
+	return c.err
+}
+
+func (p *prefetchReader) note(c *chunk) {
+	p.rr.reads.Add(1)
+	p.rr.bytes.Add(uint64(c.got))
+}
+
+// prefetchReader is an io.ReaderAt for one file that serves a reader moving
+// forward through it (the segment reader refills its window from the start
+// of the first frame it could not finish, so consecutive reads overlap a
+// little) from chunks read ahead with READ_FIXED. Any other access pattern
+// restarts the read-ahead at the requested offset; when no registered buffer
+// is free it falls back to pread. Not safe for concurrent use.
+type prefetchReader struct {
+	rr   *readRing
+	f    *os.File
+	size int64
+	q    []*chunk // consecutive chunks in file order
+}
+
+func newPrefetchReader(rr *readRing, f *os.File, size int64) *prefetchReader {
+	return &prefetchReader{rr: rr, f: f, size: size}
+}
+
+// end is the file offset after the last chunk issued.
+func (p *prefetchReader) end() int64 {
+	if len(p.q) == 0 {
+		return -1
+	}
+	c := p.q[len(p.q)-1]
+	return c.off + int64(c.n)
+}
+
+// issue queues the next chunk at off. It returns false when no buffer is
+// free or off is at the end of the file.
+func (p *prefetchReader) issue(off int64) bool {
+	if off >= p.size {
+		return false
+	}
+	idx, buf, ok := p.rr.pool.TryAcquire()
+	if !ok {
+		return false
+	}
+	n := int(min(int64(len(buf)), p.size-off))
+	c := &chunk{off: off, n: n, idx: idx, buf: buf}
+	c.ops[0] = ring.Op{Kind: ring.ReadFixed, Fd: int(p.f.Fd()), Buf: buf[:n], BufIndex: idx, Offset: off}
+	if err := p.rr.pool.MarkInFlight(idx); err != nil {
+		_ = p.rr.pool.Release(idx)
+		return false
+	}
+	comp, err := p.rr.ring.Submit(c.ops[:])
+	if err != nil {
+		_ = p.rr.pool.CompleteInFlight(idx)
+		_ = p.rr.pool.Release(idx)
+		return false
+	}
+	c.c = comp
+	p.q = append(p.q, c)
+	return true
+}
+
+// dropFront releases the oldest chunk, after its read completed.
+func (p *prefetchReader) dropFront() {
+	c := p.q[0]
+	if c.wait(p.rr.pool) == nil {
+		p.note(c)
+	}
+	_ = p.rr.pool.Release(c.idx)
+	p.q[0] = nil
+	p.q = p.q[1:]
+}
+
+// reset drops every chunk (waiting for reads in flight).
+func (p *prefetchReader) reset() {
+	for len(p.q) > 0 {
+		p.dropFront()
+	}
+}
+
+// ReadAt implements io.ReaderAt.
+func (p *prefetchReader) ReadAt(b []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("wal: read at negative offset %d", off)
+	}
+	if off >= p.size {
+		return 0, io.EOF
+	}
+	want := b[:min(int64(len(b)), p.size-off)]
+	// Keep only chunks from the one holding off on; restart elsewhere.
+	for len(p.q) > 0 && p.q[0].off+int64(p.q[0].n) <= off {
+		p.dropFront()
+	}
+	if len(p.q) == 0 || p.q[0].off > off {
+		p.reset()
+		if !p.issue(off) {
+			return p.f.ReadAt(b, off)
+		}
+	}
+	// Issue what the request needs, then read ahead.
+	stop := off + int64(len(want))
+	for p.end() < stop && p.issue(p.end()) {
+	}
+	if p.end() < stop {
+		p.reset()
+		return p.f.ReadAt(b, off)
+	}
+	n := 0
+	for _, c := range p.q {
+		if n == len(want) {
+			break
+		}
+		if err := c.wait(p.rr.pool); err != nil {
+			return n, err
+		}
+		pos := off + int64(n) - c.off
+		if pos >= int64(c.got) {
+			break // the file shrank under us
+		}
+		n += copy(want[n:], c.buf[pos:c.got])
+	}
+	for len(p.q) < readDepth && p.issue(p.end()) {
+	}
+	if n < len(b) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Close waits for reads in flight and gives the buffers back.
+func (p *prefetchReader) Close() error {
+	p.reset()
+	return nil
+}
