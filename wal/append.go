@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ringwal/ringwal/internal/ring"
@@ -40,8 +41,53 @@ type batch struct {
 	comp     ring.Completion
 	submitAt time.Time
 
-	done chan struct{}
-	err  error
+	// Completion, guarded by mu: appenders wait on cond until finished.
+	// The last waiter to leave puts the batch back in batchPool, so
+	// Append allocates nothing in steady state.
+	mu       sync.Mutex
+	cond     sync.Cond
+	finished bool
+	waiters  int
+	err      error
+}
+
+var batchPool = sync.Pool{New: func() any {
+	b := &batch{}
+	b.cond.L = &b.mu
+	return b
+}}
+
+// finish records the outcome and wakes the batch's waiters. The caller must
+// not touch b afterwards: its last waiter recycles it.
+func (b *batch) finish(err error) {
+	b.mu.Lock()
+	b.err = err
+	b.finished = true
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+// wait blocks until b finished and returns its error.
+func (b *batch) wait() error {
+	b.mu.Lock()
+	for !b.finished {
+		b.cond.Wait()
+	}
+	err := b.err
+	b.waiters--
+	last := b.waiters == 0
+	b.mu.Unlock()
+	if last {
+		b.reset()
+		batchPool.Put(b)
+	}
+	return err
+}
+
+func (b *batch) reset() {
+	clear(b.pieces)
+	clear(b.ops)
+	*b = batch{pieces: b.pieces[:0], ops: b.ops[:0], cond: sync.Cond{L: &b.mu}}
 }
 
 // Append writes p as the next record and returns its LSN once the record is
@@ -68,9 +114,8 @@ func (w *WAL) append(recs [][]byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	<-b.done
-	if b.err != nil {
-		return 0, b.err
+	if err := b.wait(); err != nil {
+		return 0, err
 	}
 	w.stats.appends.Add(uint64(len(recs)))
 	return first, nil
@@ -169,7 +214,8 @@ func (w *WAL) reserveLocked(total int) (bool, error) {
 }
 
 func (w *WAL) newBatchLocked() *batch {
-	b := &batch{seg: w.active, offset: w.tail, firstLSN: w.nextLSN, done: make(chan struct{})}
+	b := batchPool.Get().(*batch)
+	b.seg, b.offset, b.firstLSN = w.active, w.tail, w.nextLSN
 	if w.active.hdrPending != nil {
 		// First batch of a new segment: its chain writes the header and
 		// syncs the directory entry made by the rename.
@@ -210,6 +256,7 @@ func (w *WAL) layLocked(recs [][]byte) (uint64, *batch, error) {
 		b.bytes += int64(len(p))
 	}
 	b.pieces[len(b.pieces)-1].n = w.enc.Len()
+	b.waiters++ // under w.mu: the batch cannot finish before it is sealed
 	w.commitLaidLocked(b, len(recs))
 	return first, b, nil
 }
@@ -283,7 +330,11 @@ func (w *WAL) pumpLocked() {
 		if !w.canSubmitLocked(b) {
 			return
 		}
-		w.pending = w.pending[1:]
+		// Shift in place (the queue is short) so appending never
+		// reallocates.
+		n := copy(w.pending, w.pending[1:])
+		w.pending[n] = nil
+		w.pending = w.pending[:n]
 		if err := w.submitLocked(b); err != nil {
 			w.finishLocked(b, fmt.Errorf("%w: %w", ErrFailed, err))
 			w.failLocked(err)
@@ -300,7 +351,7 @@ func (w *WAL) canSubmitLocked(b *batch) bool {
 // writes, fdatasync, [directory fsync].
 func (w *WAL) submitLocked(b *batch) error {
 	fd := b.seg.fd
-	ops := make([]ring.Op, 0, len(b.pieces)+3)
+	ops := b.ops[:0]
 	if b.header != nil {
 		ops = append(ops, ring.Op{Kind: ring.Write, Fd: fd, Buf: b.header, Offset: 0})
 	}
@@ -348,6 +399,10 @@ func (w *WAL) completer() {
 		<-b.comp.Done()
 		err := ring.Check(b.ops, b.comp.Results())
 		lat := time.Since(b.submitAt)
+		if r, ok := b.comp.(interface{ release() }); ok {
+			r.release()
+		}
+		b.comp = nil
 		for _, p := range b.pieces {
 			if p.fixed {
 				_ = w.pool.CompleteInFlight(p.idx)
@@ -360,8 +415,9 @@ func (w *WAL) completer() {
 			w.failLocked(fmt.Errorf("segment %s, batch at offset %d (lsn %d-%d): %w",
 				b.seg.name, b.offset, b.firstLSN, b.lastLSN, err))
 		}
+		var berr error
 		if w.failed != nil {
-			b.err = w.failed
+			berr = w.failed
 		} else {
 			w.durable.Store(b.lastLSN)
 			w.stats.noteBatch(b, lat)
@@ -370,6 +426,6 @@ func (w *WAL) completer() {
 		w.pumpLocked()
 		w.cond.Broadcast()
 		w.mu.Unlock()
-		close(b.done)
+		b.finish(berr)
 	}
 }

@@ -47,6 +47,9 @@ type pwriteSubmitter struct {
 	closed bool
 }
 
+// pwriteJob is one chain. Jobs are recycled: the completer calls release
+// once it has read the results. Done is a fresh channel per use (closed on
+// completion, so any number of goroutines may wait on it).
 type pwriteJob struct {
 	ops  []ring.Op
 	res  []int32
@@ -55,6 +58,14 @@ type pwriteJob struct {
 
 func (j *pwriteJob) Done() <-chan struct{} { return j.done }
 func (j *pwriteJob) Results() []int32      { return j.res }
+
+func (j *pwriteJob) release() {
+	clear(j.ops)
+	j.ops, j.res = j.ops[:0], j.res[:0]
+	jobPool.Put(j)
+}
+
+var jobPool = sync.Pool{New: func() any { return new(pwriteJob) }}
 
 func newPwriteSubmitter(io fileIO, workers int) *pwriteSubmitter {
 	if io == nil {
@@ -71,7 +82,10 @@ func newPwriteSubmitter(io fileIO, workers int) *pwriteSubmitter {
 var errSubmitterClosed = errors.New("wal: backend closed")
 
 func (s *pwriteSubmitter) Submit(ops []ring.Op) (ring.Completion, error) {
-	j := &pwriteJob{ops: append([]ring.Op(nil), ops...), res: make([]int32, len(ops)), done: make(chan struct{})}
+	j := jobPool.Get().(*pwriteJob)
+	j.ops = append(j.ops[:0], ops...)
+	j.res = append(j.res[:0], make([]int32, len(ops))...)
+	j.done = make(chan struct{})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -346,9 +346,8 @@ func (w *WAL) failLocked(err error) {
 
 // finishLocked completes a batch that will never be (or was never) written.
 func (w *WAL) finishLocked(b *batch, err error) {
-	b.err = err
 	w.releasePieces(b)
-	close(b.done)
+	b.finish(err)
 }
 
 func (w *WAL) releasePieces(b *batch) {
@@ -359,7 +358,7 @@ func (w *WAL) releasePieces(b *batch) {
 			}
 		}
 	}
-	b.pieces = nil
+	b.pieces = b.pieces[:0]
 }
 
 func since(t time.Time) time.Duration { return time.Since(t) }
