@@ -147,7 +147,7 @@ func (w *WAL) enqueue(recs [][]byte) (uint64, *batch, error) {
 			w.cond.Wait()
 			continue
 		}
-		if w.tail+int64(total) > w.opts.SegmentSize || w.enc.Epoch() == maxEpoch {
+		if w.tail+int64(total) > w.active.hdr.Size || w.enc.Epoch() == maxEpoch {
 			if err := w.rotateLocked(); err != nil {
 				if errors.Is(err, errRetry) {
 					continue

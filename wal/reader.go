@@ -33,28 +33,22 @@ func (w *WAL) Read(lsn uint64) ([]byte, error) {
 	s := w.findSegLocked(lsn)
 	var off int64
 	var n int
-	var ok bool
+	ok := false
 	if s != nil {
 		off, n, ok = s.locate(lsn)
-	}
-	var f *os.File
-	var salt uint32
-	var name string
-	if ok {
-		// Readers may race with TruncateFront closing the segment: read
-		// through a duplicate of its descriptor.
-		f, salt, name = s.f, s.hdr.Salt, s.name
-	}
-	buf := make([]byte, segment.FrameSize(n))
-	var err error
-	if ok {
-		_, err = f.ReadAt(buf, off)
 	}
 	w.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %d", ErrNotFound, lsn)
 	}
-	if err != nil {
+	// The read runs without the log's lock: appends go on. The segment's
+	// own lock keeps TruncateFront from closing the file under us.
+	buf := make([]byte, segment.FrameSize(n))
+	salt, name := s.hdr.Salt, s.name
+	if err := s.readAt(buf, off); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("%w: %d (truncated)", ErrNotFound, lsn)
+		}
 		return nil, fmt.Errorf("wal: read lsn %d at %s:%d: %w", lsn, name, off, err)
 	}
 	fh, payload, err := segment.VerifyFrame(salt, buf)

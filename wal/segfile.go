@@ -28,6 +28,9 @@ type segFile struct {
 	hdr  segment.Header
 	f    *os.File
 	fd   int
+	// fileMu is held shared by random reads through f and exclusively to
+	// close or replace f, so a read never uses a closed (or reused) fd.
+	fileMu sync.RWMutex
 
 	// index[i] locates record hdr.BaseLSN+i: frame offset << 32 | payload
 	// length. Entries are added when records are laid into a batch; readers
@@ -60,11 +63,24 @@ func (s *segFile) locate(lsn uint64) (int64, int, bool) {
 }
 
 func (s *segFile) close() error {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
 	if s.f == nil {
 		return nil
 	}
 	err := s.f.Close()
 	s.f = nil
+	return err
+}
+
+// readAt reads through the segment's file unless it was closed.
+func (s *segFile) readAt(p []byte, off int64) error {
+	s.fileMu.RLock()
+	defer s.fileMu.RUnlock()
+	if s.f == nil {
+		return ErrNotFound
+	}
+	_, err := s.f.ReadAt(p, off)
 	return err
 }
 

@@ -163,7 +163,12 @@ func (w *WAL) rewriteSegment(s *segFile, end int64) error {
 		return err
 	}
 	ok = true
-	_ = s.close()
+	s.fileMu.Lock()
+	old := s.f
 	s.f, s.fd = f, int(f.Fd())
+	s.fileMu.Unlock()
+	if old != nil {
+		old.Close()
+	}
 	return w.syncDir()
 }

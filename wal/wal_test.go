@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -535,4 +536,63 @@ func TestBadInput(t *testing.T) {
 	assert.ErrorIs(t, err, ErrClosed)
 	assert.ErrorIs(t, w.TruncateBack(0), ErrClosed)
 	assert.ErrorIs(t, w.TruncateFront(1), ErrClosed)
+}
+
+// Random reads, replay, TruncateFront and appends at once (run with -race):
+// every read of an LSN still in the log returns its exact record.
+func TestReadsDuringTruncateAndAppend(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		w := openT(t, t.TempDir(), smallOpts(be))
+		defer w.Close()
+		for i := range 200 {
+			_, err := w.Append(payload(uint64(i+1), 300))
+			require.NoError(t, err)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(3)
+		go func() { // appender, as the LSN says
+			defer wg.Done()
+			for i := 201; i <= 800; i++ {
+				lsn, err := w.Append(payload(uint64(i), 300))
+				if !assert.NoError(t, err) || !assert.Equal(t, uint64(i), lsn) {
+					return
+				}
+			}
+		}()
+		go func() { // truncator
+			defer wg.Done()
+			for range 12 {
+				if last := w.LastLSN(); last > 100 {
+					assert.NoError(t, w.TruncateFront(last-100))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+		go func() { // reader
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				first, last := w.FirstLSN(), w.LastLSN()
+				for lsn := first; lsn <= last; lsn += 7 {
+					data, err := w.Read(lsn)
+					if err != nil {
+						assert.ErrorIs(t, err, ErrNotFound, "lsn %d", lsn) // truncated meanwhile
+						continue
+					}
+					assert.Equal(t, payload(lsn, 300), data, "lsn %d", lsn)
+				}
+			}
+		}()
+		time.Sleep(200 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		recs := readAll(t, w, w.FirstLSN())
+		require.NotEmpty(t, recs)
+		assert.Equal(t, uint64(800), recs[len(recs)-1].LSN)
+	})
 }
