@@ -59,6 +59,7 @@ func benchAppend(b *testing.B, be Backend, size, writers int) {
 	wg.Wait()
 	b.StopTimer()
 	st := w.Stats()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(st.AvgBatch, "recs/batch")
 	b.ReportMetric(float64(st.SyncP99.Microseconds()), "p99-sync-us")
 }
