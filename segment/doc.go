@@ -57,7 +57,7 @@
 //	12     4    DataOffset  4096
 //	16     8    Seq         segment sequence number: 1 for the first segment, +1 for each new one
 //	24     8    BaseLSN     LSN of the first record in the segment; equals the LSN in the file name
-//	32     8    Size        size the file was preallocated to at creation (informational)
+//	32     8    Size        size the file was preallocated to at creation; no frame is written past it
 //	40     4    Salt        random per segment; seeds the checksum of every frame in it
 //	44     4    Flags       0 in version 1
 //	48     8    Created     creation time, Unix nanoseconds (informational)
