@@ -35,10 +35,13 @@ const (
 	// Nothing is modified. This is the default.
 	RecoverStrict RecoveryMode = iota
 	// RecoverTruncate keeps the log up to the last good record before the
-	// first corruption and drops everything after it (later segments are
-	// renamed to *.broken, the damaged tail of the segment is zeroed), so the
-	// log opens. Records after the damage are lost: an operator's choice,
-	// like RocksDB's kPointInTimeRecovery.
+	// first corruption and drops everything after it, so the log opens: the
+	// damaged segment is copied whole to *.broken and its tail zeroed from
+	// the damage (or from the start of the atomic batch the damage falls
+	// in, which is dropped whole), and later segments are renamed to
+	// *.broken. Nothing is deleted, but records after the damage are no
+	// longer in the log: an operator's choice, like RocksDB's
+	// kPointInTimeRecovery.
 	RecoverTruncate
 )
 

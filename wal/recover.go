@@ -23,9 +23,12 @@ import (
 //  2. Segments are read in base-LSN order. Each must continue the previous:
 //     sequence number +1 and base LSN = previous last LSN + 1; otherwise a
 //     segment is missing or foreign: corruption.
-//  3. A last segment whose header never reached disk (all zeros) holds no
-//     acknowledged record (its first batch carries the header): it is
-//     removed.
+//  3. A last segment whose header never reached disk (all zeros), or whose
+//     header is damaged with nothing written after it (a header write cut
+//     short), holds no record (its first batch carries the header): it is
+//     removed, and so, in turn, is every such segment before it at the end
+//     of the log (rotation may have renamed several prepared files into
+//     place before their first batches went out).
 //  4. A torn tail is cut only in the last segment: its bytes are zeroed and
 //     synced before anything new is written, so they can never reappear.
 //     Anywhere else it is corruption (rotation waits for every chain of a
@@ -49,6 +52,33 @@ func (w *WAL) recover() error {
 		default:
 			w.log.Warn("ignoring file that is not a segment", "file", name)
 		}
+	}
+	// Rule 3 first, for every trailing segment: rotation renames the next
+	// prepared file while chains of the segment before it may still be in
+	// flight, and a segment's header goes out with its first chain, which is
+	// submitted only after every chain before it completed. So header-less
+	// segments can only trail the log, hold nothing acknowledged, and the
+	// segment before them is the real last one: its torn tail is cut, not
+	// reported as corruption.
+	firstBase := uint64(0)
+	if len(bases) > 0 {
+		firstBase = bases[0]
+	}
+	for len(bases) > 0 {
+		name := segment.FileName(bases[len(bases)-1])
+		why, err := holdsNothing(filepath.Join(w.dir, name))
+		if err != nil {
+			return fmt.Errorf("wal: recover %s: %w", name, err)
+		}
+		if why == "" {
+			break
+		}
+		w.log.Warn("removing trailing segment that holds no record", "segment", name, "reason", why)
+		if err := os.Remove(filepath.Join(w.dir, name)); err != nil {
+			return fmt.Errorf("wal: remove %s: %w", name, err)
+		}
+		bases = bases[:len(bases)-1]
+		removed = true
 	}
 	if removed {
 		if err := w.syncDir(); err != nil {
@@ -79,8 +109,8 @@ func (w *WAL) recover() error {
 
 	if len(w.segs) == 0 {
 		base := uint64(1)
-		if len(bases) > 0 {
-			base = bases[0] // a first segment whose header never made it
+		if firstBase != 0 {
+			base = firstBase // a first segment whose header never made it
 		}
 		s, err := w.createSegment(1, base)
 		if err != nil {
@@ -103,6 +133,43 @@ func (w *WAL) recover() error {
 	}
 	w.enc = segment.NewEncoder(w.active.hdr.Salt, epoch, w.opts.MaxRecordSize)
 	return nil
+}
+
+// holdsNothing says why the segment file at path cannot hold a record, or
+// "" if it may: its header is all zero (it never reached the disk), or the
+// header is damaged and every byte after it is zero (the header write was
+// cut short and the rest of its chain cancelled: a short write, or a crash
+// that tore it).
+func holdsNothing(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	_, err = segment.NewReader(f, fi.Size(), segment.ReaderOptions{})
+	switch {
+	case errors.Is(err, segment.ErrNoHeader):
+		return "header never written", nil
+	case !errors.Is(err, segment.ErrCorrupt):
+		return "", nil // a good header, or one of another version: keep
+	}
+	buf := make([]byte, 1<<20)
+	for off := int64(segment.HeaderSize); off < fi.Size(); off += int64(len(buf)) {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), fi.Size()-off)], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return "", nil
+			}
+		}
+	}
+	return fmt.Sprintf("damaged header (%v) and nothing written after it", err), nil
 }
 
 // recoverSegment opens and scans one segment. It returns the segment (nil
@@ -157,10 +224,19 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, b
 				Reason: fmt.Sprintf("base lsn %d does not follow lsn %d, the last of %s: records are missing", base, prev.last(), prev.name)})
 		}
 	}
+	// The first frame of an atomic batch whose last frame has not been
+	// read yet: a cut must not keep part of a batch.
+	batchOff, batchLSN := int64(-1), uint64(0)
 	for {
 		rec, err := r.Next()
 		if err == nil {
 			s.addIndex(rec.Offset, len(rec.Payload))
+			switch {
+			case !rec.BatchContinues():
+				batchOff = -1
+			case batchOff < 0:
+				batchOff, batchLSN = rec.Offset, rec.LSN
+			}
 			continue
 		}
 		s.maxEpoch = r.LastEpoch()
@@ -183,12 +259,21 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, b
 			}
 			var ce *segment.CorruptionError
 			errors.As(err, &ce)
-			w.log.Warn("corruption: truncating the log at the last good record", "segment", name, "offset", ce.Offset, "reason", ce.Reason)
-			s.end = ce.Offset
-			if n := int(ce.LSN - s.base()); ce.LSN >= s.base() && n < len(s.index) {
+			cutOff, cutLSN := ce.Offset, ce.LSN
+			if batchOff >= 0 && batchOff < cutOff {
+				cutOff, cutLSN = batchOff, batchLSN
+			}
+			w.log.Warn("corruption: truncating the log at the last good record", "segment", name,
+				"offset", ce.Offset, "reason", ce.Reason, "cut_offset", cutOff, "cut_lsn", cutLSN)
+			s.end = cutOff
+			if n := int(cutLSN - s.base()); cutLSN >= s.base() && n < len(s.index) {
 				s.index = s.index[:n]
 			}
-			if err := w.zeroRange(s, ce.Offset, fi.Size()); err != nil {
+			// Keep the bytes for an operator before dropping them.
+			if err := w.keepCopy(s); err != nil {
+				return nil, false, err
+			}
+			if err := w.zeroRange(s, cutOff, fi.Size()); err != nil {
 				return nil, false, err
 			}
 			keep = true
@@ -231,6 +316,33 @@ func (w *WAL) setAside(bases []uint64) error {
 		if err := os.Rename(from, to); err != nil {
 			return fmt.Errorf("wal: set aside %s: %w", name, err)
 		}
+	}
+	return w.syncDir()
+}
+
+// keepCopy copies segment s, whole, to a new *.broken file next to it.
+func (w *WAL) keepCopy(s *segFile) error {
+	to := s.path + ".broken"
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(to); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		to = fmt.Sprintf("%s.%d.broken", s.path, i)
+	}
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("wal: keep a copy of %s: %w", s.name, err)
+	}
+	_, err = io.Copy(dst, io.NewSectionReader(s.f, 0, 1<<62))
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(to)
+		return fmt.Errorf("wal: keep a copy of %s: %w", s.name, err)
 	}
 	return w.syncDir()
 }

@@ -480,7 +480,48 @@ func TestCorruptionIsReported(t *testing.T) {
 	assert.Equal(t, uint64(10), w.LastLSN())
 	require.NoError(t, w.Close())
 	broken, _ := filepath.Glob(filepath.Join(dir, "*.broken"))
-	assert.Len(t, broken, len(names)-1, "later segments are kept aside, not deleted")
+	assert.Len(t, broken, len(names), "later segments are kept aside and the damaged one copied, nothing deleted")
+	orig, err := os.ReadFile(names[0] + ".broken")
+	require.NoError(t, err)
+	assert.Equal(t, b[0], orig[off], "the copy holds the damaged bytes")
+}
+
+// RecoverTruncate never keeps part of an atomic batch: damage inside one
+// drops the whole batch.
+func TestRecoverTruncateDropsWholeBatch(t *testing.T) {
+	dir := t.TempDir()
+	o := smallOpts(BackendPwrite)
+	w := openT(t, dir, o)
+	for i := range 5 {
+		_, err := w.Append(payload(uint64(i+1), 100))
+		require.NoError(t, err)
+	}
+	batchAt := w.tail
+	_, err := w.AppendBatch([][]byte{payload(6, 100), payload(7, 100), payload(8, 100)})
+	require.NoError(t, err)
+	for i := 8; i < 20; i++ {
+		_, err := w.Append(payload(uint64(i+1), 100))
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	// Damage the second record of the batch (LSN 7); acknowledged records
+	// follow, so this is corruption, not a torn tail.
+	path := lastSegment(t, dir)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte{0xee}, batchAt+int64(segment.FrameSize(100))+30)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	_, err = Open(dir, o)
+	require.ErrorIs(t, err, segment.ErrCorrupt)
+	o.Recovery = RecoverTruncate
+	w = openT(t, dir, o)
+	defer w.Close()
+	assert.Equal(t, uint64(5), w.LastLSN(), "LSN 6 belongs to the damaged batch and goes with it")
+	lsn, err := w.Append([]byte("next"))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(6), lsn)
 }
 
 func TestMissingMiddleSegment(t *testing.T) {
