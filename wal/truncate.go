@@ -63,7 +63,7 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 	if w.failed != nil {
 		return w.failed
 	}
-	if first := w.FirstLSN(); lsn+1 < first {
+	if first := w.FirstLSN(); lsn < first-1 { // not lsn+1 < first: lsn may be MaxUint64
 		return fmt.Errorf("%w: TruncateBack(%d) before the start %d", ErrOutOfRange, lsn, first)
 	}
 	w.truncBusy = true
@@ -110,12 +110,12 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 	}
 	s := w.segs[k]
 	keep := int(min(lsn+1-s.base(), uint64(len(s.index))))
-	end := int64(segment.DataOffset)
+	end, lastOff, lastLen := int64(segment.DataOffset), int64(-1), 0
 	if keep > 0 {
-		off, n, _ := s.locate(s.base() + uint64(keep) - 1)
-		end = off + int64(segment.FrameSize(n))
+		lastOff, lastLen, _ = s.locate(s.base() + uint64(keep) - 1)
+		end = lastOff + int64(segment.FrameSize(lastLen))
 	}
-	if err := w.rewriteSegment(s, end); err != nil {
+	if err := w.rewriteSegment(s, end, lastOff, lastLen); err != nil {
 		return w.truncFailLocked(err)
 	}
 	s.index = s.index[:keep]
@@ -140,7 +140,12 @@ func (w *WAL) truncFailLocked(err error) error {
 // rewriteSegment replaces s by a copy that keeps its bytes [0, end) and reads
 // as zeros after: a new file is written and synced, then renamed over s in
 // one atomic step. A crash leaves either the old segment or the new one.
-func (w *WAL) rewriteSegment(s *segFile, end int64) error {
+//
+// The frame at lastOff (payload lastLen bytes; lastOff < 0 for none) becomes
+// the last one: if it was marked as continuing an atomic batch, the mark is
+// cleared (and the checksum recomputed), or recovery would take the kept
+// part of that batch for an incomplete batch and drop it.
+func (w *WAL) rewriteSegment(s *segFile, end, lastOff int64, lastLen int) error {
 	tmp := s.path + segment.TempFileSuffix
 	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc)
 	if err != nil {
@@ -155,6 +160,23 @@ func (w *WAL) rewriteSegment(s *segFile, end int64) error {
 	}()
 	if _, err := io.Copy(io.NewOffsetWriter(f, 0), io.NewSectionReader(s.f, 0, end)); err != nil {
 		return fmt.Errorf("copy %s: %w", s.name, err)
+	}
+	if lastOff >= 0 {
+		frame := make([]byte, segment.FrameSize(lastLen))
+		if _, err := f.ReadAt(frame, lastOff); err != nil {
+			return fmt.Errorf("read back %s:%d: %w", tmp, lastOff, err)
+		}
+		fh, payload, err := segment.VerifyFrame(s.hdr.Salt, frame)
+		if err != nil {
+			return fmt.Errorf("%s:%d: %w", s.name, lastOff, err)
+		}
+		if fh.Flags&segment.FlagBatchContinues != 0 {
+			fh.Flags &^= segment.FlagBatchContinues
+			segment.EncodeFrameHeader(frame, s.hdr.Salt, fh, payload)
+			if _, err := f.WriteAt(frame[:segment.FrameHeaderSize], lastOff); err != nil {
+				return fmt.Errorf("rewrite %s:%d: %w", tmp, lastOff, err)
+			}
+		}
 	}
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		return fmt.Errorf("sync %s: %w", tmp, err)

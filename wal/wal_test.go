@@ -325,6 +325,51 @@ func TestTruncateFrontAndBack(t *testing.T) {
 	})
 }
 
+// TruncateBack into the middle of an atomic batch keeps the records before
+// the cut: they are no longer an incomplete batch.
+func TestTruncateBackInsideBatch(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		w := openT(t, dir, o)
+		for i := range 10 {
+			_, err := w.Append(payload(uint64(i+1), 100))
+			require.NoError(t, err)
+		}
+		batch := make([][]byte, 10)
+		for i := range batch {
+			batch[i] = payload(uint64(11+i), 100)
+		}
+		first, err := w.AppendBatch(batch)
+		require.NoError(t, err)
+		require.Equal(t, uint64(11), first)
+		require.NoError(t, w.TruncateBack(18))
+		require.Equal(t, uint64(18), w.LastLSN())
+		require.NoError(t, w.Close())
+
+		w = openT(t, dir, o)
+		assert.Equal(t, uint64(18), w.LastLSN(), "the kept part of the batch survives reopen")
+		// And a later torn batch cuts back to 18, not to 10.
+		start := w.tail
+		_, err = w.AppendBatch([][]byte{payload(19, 100), payload(20, 100)})
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		f, err := os.OpenFile(lastSegment(t, dir), os.O_RDWR, 0)
+		require.NoError(t, err)
+		_, err = f.WriteAt(make([]byte, 20), start+int64(segment.FrameSize(100))+10)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		w = openT(t, dir, o)
+		defer w.Close()
+		assert.Equal(t, uint64(18), w.LastLSN())
+		recs := readAll(t, w, 1)
+		require.Len(t, recs, 18)
+		for _, r := range recs {
+			assert.Equal(t, payload(r.LSN, 100), r.Data)
+		}
+	})
+}
+
 // lastSegment returns the path of the newest segment.
 func lastSegment(t *testing.T, dir string) string {
 	t.Helper()
