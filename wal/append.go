@@ -315,12 +315,23 @@ func (w *WAL) sealLocked() {
 // pumpLocked submits queued batches while chains may be added: at most
 // MaxInFlight in flight, and never a chain of a new segment while chains of
 // the previous one are in flight (so a torn tail can only be in the last
-// segment). When nothing is queued and the disk has room, the open batch is
-// sealed and submitted: group commit never waits for a buffer to fill.
+// segment), nor any chain while the one carrying a new segment's header is
+// in flight (so a header write cut short leaves nothing written after it,
+// and recovery can tell that segment from a damaged one). When nothing is
+// queued and the disk has room, the open batch is sealed and submitted:
+// group commit never waits for a buffer to fill.
 func (w *WAL) pumpLocked() {
 	for w.failed == nil {
 		if len(w.pending) == 0 {
 			if w.open == nil || w.open.nrec == 0 || !w.canSubmitLocked(w.open) {
+				return
+			}
+			// While a chain is in flight, a small open batch waits for it
+			// to complete and grows meanwhile: on the disks measured here
+			// concurrent fdatasyncs barely overlap, so one sync carrying
+			// many records beats several carrying few. Batches of at least
+			// half a buffer go out at once (bulk traffic pipelines).
+			if w.inflight > 0 && w.tail-w.open.offset < int64(w.opts.BufferSize/2) {
 				return
 			}
 			w.pending = append(w.pending, w.open)
@@ -344,7 +355,7 @@ func (w *WAL) pumpLocked() {
 }
 
 func (w *WAL) canSubmitLocked(b *batch) bool {
-	return w.inflight < w.opts.MaxInFlight && (w.inflight == 0 || w.infSeg == b.seg)
+	return w.inflight < w.opts.MaxInFlight && (w.inflight == 0 || w.infSeg == b.seg && !w.infHdr)
 }
 
 // submitLocked hands b's chain to the backend: [header write], the data
@@ -385,6 +396,7 @@ func (w *WAL) submitLocked(b *batch) error {
 	b.comp = c
 	w.inflight++
 	w.infSeg = b.seg
+	w.infHdr = b.header != nil
 	w.stats.noteInFlight(w.inflight)
 	w.submitted <- b
 	return nil

@@ -190,12 +190,21 @@ func TestAcknowledgedInOrderWhenCompletionsReorder(t *testing.T) {
 		w, err := Open(t.TempDir(), o)
 		require.NoError(t, err)
 		defer w.Close()
+		defer func() { // before Close, even when the test fails early
+			select {
+			case <-rr.gate:
+			default:
+				close(rr.gate)
+			}
+		}()
 
 		var returned atomic.Int64
 		done := make(chan uint64, 4)
 		for i := range 4 {
 			go func() {
-				lsn, err := w.Append(payload(uint64(i), 100))
+				// Half a buffer or more: such batches pipeline (smaller
+				// ones wait for the chain in flight, to grow).
+				lsn, err := w.Append(payload(uint64(i), 5000))
 				assert.NoError(t, err)
 				returned.Add(1)
 				done <- lsn

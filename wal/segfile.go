@@ -270,12 +270,21 @@ func createPrepared(path string, size int64, mode Prealloc) (*os.File, error) {
 }
 
 // get waits for the next prepared file.
+//
+// A failure is reported only from an attempt that began after get was
+// called: the preparer holds its last result until someone takes it, so a
+// failure it met earlier (a disk full then, freed since) is dropped and the
+// next attempt, made now, is awaited instead.
 func (p *preparer) get(ctx context.Context) (*prepared, error) {
-	select {
-	case r := <-p.ready:
-		return r.p, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	for fresh := false; ; fresh = true {
+		select {
+		case r := <-p.ready:
+			if r.err == nil || fresh {
+				return r.p, r.err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 

@@ -107,6 +107,7 @@ type WAL struct {
 	pending   []*batch // sealed, not yet submitted (FIFO)
 	inflight  int      // submitted chains not yet completed
 	infSeg    *segFile // segment of the chains in flight
+	infHdr    bool     // the chain in flight carries its segment's header: it is alone
 	spare     []uint16 // acquired buffers not yet in a batch
 	truncBusy bool     // TruncateBack in progress: appends wait
 	rotating  bool     // an appender is switching segments: others wait
