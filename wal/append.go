@@ -76,18 +76,26 @@ func (b *batch) wait() error {
 	err := b.err
 	b.waiters--
 	last := b.waiters == 0
-	b.mu.Unlock()
 	if last {
 		b.reset()
+	}
+	b.mu.Unlock()
+	if last {
 		batchPool.Put(b)
 	}
 	return err
 }
 
+// reset clears b for reuse, under b.mu. It must not touch mu or cond: the
+// goroutine that finished b may still be inside b.mu.Unlock.
 func (b *batch) reset() {
 	clear(b.pieces)
 	clear(b.ops)
-	*b = batch{pieces: b.pieces[:0], ops: b.ops[:0], cond: sync.Cond{L: &b.mu}}
+	b.seg, b.offset, b.pieces = nil, 0, b.pieces[:0]
+	b.firstLSN, b.lastLSN, b.nrec, b.bytes = 0, 0, 0, 0
+	b.header, b.syncDir = nil, false
+	b.ops, b.comp, b.submitAt = b.ops[:0], nil, time.Time{}
+	b.finished, b.waiters, b.err = false, 0, nil
 }
 
 // Append writes p as the next record and returns its LSN once the record is
@@ -286,11 +294,21 @@ func (w *WAL) commitLaidLocked(b *batch, n int) {
 	w.nextLSN += uint64(n)
 	b.lastLSN = w.nextLSN - 1
 	w.tail = w.enc.Offset()
+	w.maybePrepareLocked()
 	if !b.pieces[0].fixed {
 		w.sealLocked()
 		return
 	}
 	w.pumpLocked()
+}
+
+// maybePrepareLocked asks for the next segment once the active one is half
+// full.
+func (w *WAL) maybePrepareLocked() {
+	if !w.prepKicked && w.tail >= w.active.hdr.Size/2 {
+		w.prepKicked = true
+		w.prep.kick()
+	}
 }
 
 // dropOpenLocked gives the buffers of an empty open batch back as spares.

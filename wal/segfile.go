@@ -154,6 +154,7 @@ func (w *WAL) rotateLocked() error {
 	w.nextSeq++
 	w.enc = segment.NewEncoder(h.Salt, 0, w.opts.MaxRecordSize)
 	w.tail = segment.DataOffset
+	w.prepKicked = false
 	w.stats.rotations.Add(1)
 	w.log.Info("wal rotated", "segment", name, "seq", h.Seq)
 	return nil
@@ -162,8 +163,14 @@ func (w *WAL) rotateLocked() error {
 // preparer keeps the next segment file ready: created under a temporary
 // name, its space reserved (zeros written, or fallocated), file and directory
 // synced, so a rotation costs only a rename.
+//
+// It works on demand: the log kicks it once the active segment is half full
+// (and a rotation that finds nothing ready kicks it too), so a fresh or
+// lightly used log does not write a segment's worth of zeros in the
+// background while appenders are syncing. Close interrupts it.
 type preparer struct {
 	w     *WAL
+	want  chan struct{} // a kick: prepare one file
 	ready chan prepResult
 	quit  chan struct{}
 	done  chan struct{}
@@ -184,26 +191,32 @@ type prepResult struct {
 }
 
 func newPreparer(w *WAL) *preparer {
-	p := &preparer{w: w, ready: make(chan prepResult), quit: make(chan struct{}), done: make(chan struct{})}
+	p := &preparer{w: w, want: make(chan struct{}, 1), ready: make(chan prepResult),
+		quit: make(chan struct{}), done: make(chan struct{})}
 	go p.run()
 	return p
+}
+
+// kick asks for the next file to be prepared (once; extra kicks merge).
+func (p *preparer) kick() {
+	select {
+	case p.want <- struct{}{}:
+	default:
+	}
 }
 
 func (p *preparer) run() {
 	defer close(p.done)
 	for {
+		select {
+		case <-p.want:
+		case <-p.quit:
+			return
+		}
 		res := prepResult{}
 		res.p, res.err = p.prepare()
 		select {
 		case p.ready <- res:
-			if res.err != nil {
-				// Back off a little before trying again (full disk).
-				select {
-				case <-time.After(10 * time.Millisecond):
-				case <-p.quit:
-					return
-				}
-			}
 		case <-p.quit:
 			if res.p != nil {
 				res.p.f.Close()
@@ -225,7 +238,7 @@ func (p *preparer) prepare() (*prepared, error) {
 	seq := p.seq
 	p.mu.Unlock()
 	path := filepath.Join(p.w.dir, fmt.Sprintf("prepare-%d%s", seq, segment.TempFileSuffix))
-	f, err := createPrepared(path, p.w.opts.SegmentSize, p.w.opts.Prealloc)
+	f, err := createPrepared(path, p.w.opts.SegmentSize, p.w.opts.Prealloc, p.quit)
 	if err != nil {
 		return nil, err
 	}
@@ -237,9 +250,12 @@ func (p *preparer) prepare() (*prepared, error) {
 	return &prepared{path: path, f: f}, nil
 }
 
+var errStopped = errors.New("wal: segment preparation stopped")
+
 // createPrepared creates a file of size bytes whose content reads as zeros
 // and is durable.
-func createPrepared(path string, size int64, mode Prealloc) (*os.File, error) {
+// A close of stop (nil: never) abandons the work.
+func createPrepared(path string, size int64, mode Prealloc, stop <-chan struct{}) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
@@ -257,6 +273,11 @@ func createPrepared(path string, size int64, mode Prealloc) (*os.File, error) {
 	default:
 		zeros := make([]byte, 1<<20)
 		for off := int64(0); off < size; off += int64(len(zeros)) {
+			select {
+			case <-stop:
+				return fail(errStopped)
+			default:
+			}
 			n := min(int64(len(zeros)), size-off)
 			if _, err := f.WriteAt(zeros[:n], off); err != nil {
 				return fail(err)
@@ -277,6 +298,7 @@ func createPrepared(path string, size int64, mode Prealloc) (*os.File, error) {
 // next attempt, made now, is awaited instead.
 func (p *preparer) get(ctx context.Context) (*prepared, error) {
 	for fresh := false; ; fresh = true {
+		p.kick()
 		select {
 		case r := <-p.ready:
 			if r.err == nil || fresh {

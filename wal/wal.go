@@ -96,22 +96,23 @@ type WAL struct {
 	failed error
 	closed bool
 
-	segs      []*segFile // in LSN order; the last is active
-	active    *segFile
-	enc       *segment.Encoder
-	nextLSN   uint64
-	nextSeq   uint64
-	durable   atomic.Uint64 // every LSN <= durable is acknowledged
-	firstLSN  atomic.Uint64
-	open      *batch   // being filled
-	pending   []*batch // sealed, not yet submitted (FIFO)
-	inflight  int      // submitted chains not yet completed
-	infSeg    *segFile // segment of the chains in flight
-	infHdr    bool     // the chain in flight carries its segment's header: it is alone
-	spare     []uint16 // acquired buffers not yet in a batch
-	truncBusy bool     // TruncateBack in progress: appends wait
-	rotating  bool     // an appender is switching segments: others wait
-	tail      int64    // segment offset where the next frame goes
+	segs       []*segFile // in LSN order; the last is active
+	active     *segFile
+	enc        *segment.Encoder
+	nextLSN    uint64
+	nextSeq    uint64
+	durable    atomic.Uint64 // every LSN <= durable is acknowledged
+	firstLSN   atomic.Uint64
+	open       *batch   // being filled
+	pending    []*batch // sealed, not yet submitted (FIFO)
+	inflight   int      // submitted chains not yet completed
+	infSeg     *segFile // segment of the chains in flight
+	infHdr     bool     // the chain in flight carries its segment's header: it is alone
+	spare      []uint16 // acquired buffers not yet in a batch
+	truncBusy  bool     // TruncateBack in progress: appends wait
+	rotating   bool     // an appender is switching segments: others wait
+	prepKicked bool     // the next segment was asked for
+	tail       int64    // segment offset where the next frame goes
 
 	submitted chan *batch // FIFO of submitted chains, read by the completer
 	compDone  chan struct{}
@@ -160,6 +161,7 @@ func Open(dir string, opts Options) (*WAL, error) {
 		return nil, err
 	}
 	w.prep = newPreparer(w)
+	w.maybePrepareLocked()
 	w.submitted = make(chan *batch, o.MaxInFlight+1)
 	w.compDone = make(chan struct{})
 	go w.completer()
