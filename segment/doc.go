@@ -66,7 +66,10 @@
 //
 // A reader checks, in this order: all 64 bytes zero means the header never
 // reached the disk (ErrNoHeader; the wal drops such a segment when it is the
-// last one, the state a crash during rotation leaves); then the magic ("bad
+// last one, the state a crash during rotation leaves, and likewise a last
+// segment whose header is damaged while every byte after it is zero: a
+// header write cut short, which the wal's rotation never follows with other
+// writes until it completed); then the magic ("bad
 // magic", corruption); then the checksum (corruption); then the version: an
 // intact header of another version is refused with ErrUnsupportedVersion,
 // not reported as corruption. Checking the checksum before the version means
