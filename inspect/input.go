@@ -10,11 +10,12 @@ import (
 	"strings"
 
 	"github.com/ringwal/ringwal/segment"
+	"github.com/ringwal/ringwal/wal"
 )
 
 // LockFileName is the name of the wal's lock file in a log directory. It is
 // not a segment and not reported as a foreign file.
-const LockFileName = "LOCK"
+const LockFileName = wal.LockFileName
 
 // BrokenSuffix ends the names of files that Repair (and the wal's
 // RecoverTruncate) set aside. The log never reads them.

@@ -68,7 +68,12 @@ var (
 	ErrNotFound = errors.New("wal: lsn not found")
 )
 
-const lockFileName = "LOCK"
+// LockFileName is the file in a log directory that a writer holds an
+// exclusive flock on (ErrLocked for a second writer). Tools that modify a
+// log take the same lock.
+const LockFileName = "LOCK"
+
+const lockFileName = LockFileName
 
 // WAL is an open log. All methods are safe for concurrent use.
 type WAL struct {
