@@ -64,7 +64,30 @@ func (b *batch) finish(err error) {
 	b.err = err
 	b.finished = true
 	b.cond.Broadcast()
+	unused := b.waiters == 0 // every appender went on without waiting
+	if unused {
+		b.reset()
+	}
 	b.mu.Unlock()
+	if unused {
+		batchPool.Put(b)
+	}
+}
+
+// leave drops an appender that does not wait for b (AppendAsync). Whoever
+// sees b finished with no waiters left recycles it: exactly one of leave,
+// wait and finish does.
+func (b *batch) leave() {
+	b.mu.Lock()
+	b.waiters--
+	last := b.waiters == 0 && b.finished
+	if last {
+		b.reset()
+	}
+	b.mu.Unlock()
+	if last {
+		batchPool.Put(b)
+	}
 }
 
 // wait blocks until b finished and returns its error.
@@ -115,6 +138,46 @@ func (w *WAL) AppendBatch(recs [][]byte) (uint64, error) {
 		return 0, ErrEmptyBatch
 	}
 	return w.append(recs)
+}
+
+// AppendAsync writes p as the next record and returns its LSN without
+// waiting for it to be durable: it goes out with the next batch, as group
+// commit decides, and Sync waits for it. p may be reused when AppendAsync
+// returns. Until a Sync (or an Append) that follows it returns, a crash may
+// lose the record, and with it every record after it: never a record before
+// it, and never leaving a gap. Bulk loads use it: many AppendAsync, one Sync.
+func (w *WAL) AppendAsync(p []byte) (uint64, error) {
+	one := [1][]byte{p}
+	first, b, err := w.enqueue(one[:])
+	if err != nil {
+		return 0, err
+	}
+	b.leave()
+	return first, nil
+}
+
+// Sync blocks until every record appended before the call is durable. It
+// returns the log's error if the log failed, and ErrClosed after Close (a
+// Close that races with Sync drains everything first, so Sync then returns
+// nil unless the log failed).
+func (w *WAL) Sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	target := w.nextLSN - 1
+	for w.durable.Load() < target {
+		switch {
+		case w.failed != nil:
+			return w.failed
+		case w.closed && w.inflight == 0 && len(w.pending) == 0:
+			return ErrClosed
+		}
+		w.pumpLocked()
+		w.cond.Wait()
+	}
+	return nil
 }
 
 func (w *WAL) append(recs [][]byte) (uint64, error) {
@@ -264,7 +327,11 @@ func (w *WAL) layLocked(recs [][]byte) (uint64, *batch, error) {
 		b.bytes += int64(len(p))
 	}
 	b.pieces[len(b.pieces)-1].n = w.enc.Len()
-	b.waiters++ // under w.mu: the batch cannot finish before it is sealed
+	// Counted before the batch can be sealed (w.mu), under b.mu because
+	// AppendAsync callers leave while the batch is still open.
+	b.mu.Lock()
+	b.waiters++
+	b.mu.Unlock()
 	w.commitLaidLocked(b, len(recs))
 	return first, b, nil
 }

@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ringwal/ringwal/internal/ring"
 	"github.com/ringwal/ringwal/segment"
 )
 
@@ -680,5 +682,75 @@ func TestReadsDuringTruncateAndAppend(t *testing.T) {
 		recs := readAll(t, w, w.FirstLSN())
 		require.NotEmpty(t, recs)
 		assert.Equal(t, uint64(800), recs[len(recs)-1].LSN)
+	})
+}
+
+func TestAppendAsyncAndSync(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		w := openT(t, dir, o)
+		const n = 3000
+		for i := range n {
+			lsn, err := w.AppendAsync(payload(uint64(i+1), 50+i%400))
+			require.NoError(t, err)
+			require.Equal(t, uint64(i+1), lsn)
+		}
+		require.NoError(t, w.Sync())
+		assert.Equal(t, uint64(n), w.LastLSN(), "Sync returns once everything before it is durable")
+		// Async records and waiting appenders mix.
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 200 {
+					var err error
+					if (g+i)%2 == 0 {
+						_, err = w.AppendAsync([]byte("async"))
+					} else {
+						_, err = w.Append([]byte("sync"))
+					}
+					assert.NoError(t, err)
+				}
+			}()
+		}
+		wg.Wait()
+		require.NoError(t, w.Sync())
+		assert.Equal(t, uint64(n+800), w.LastLSN())
+		_, err := w.AppendAsync([]byte("flushed by Close"))
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		assert.ErrorIs(t, w.Sync(), ErrClosed)
+		_, err = w.AppendAsync([]byte("x"))
+		assert.ErrorIs(t, err, ErrClosed)
+
+		w = openT(t, dir, o)
+		defer w.Close()
+		assert.Equal(t, uint64(n+801), w.LastLSN(), "Close made the async tail durable")
+		for i := range n {
+			data, err := w.Read(uint64(i + 1))
+			require.NoError(t, err)
+			require.Equal(t, payload(uint64(i+1), 50+i%400), data)
+		}
+	})
+}
+
+func TestSyncReportsFailure(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		o := smallOpts(be)
+		fr := &faultRing{n: 3, fault: "eio-fsync"}
+		o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { fr.inner = s; return fr }
+		w, err := Open(t.TempDir(), o)
+		require.NoError(t, err)
+		defer w.Close()
+		for range 500 {
+			if _, err := w.AppendAsync(make([]byte, 3000)); err != nil {
+				break
+			}
+		}
+		err = w.Sync()
+		require.ErrorIs(t, err, ErrFailed)
+		assert.ErrorIs(t, err, syscall.EIO)
 	})
 }

@@ -3,19 +3,13 @@ package main
 import (
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
-	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/ringwal/ringwal/segment"
 	"github.com/ringwal/ringwal/wal"
 )
 
 // This project's log, with default options and the backend forced.
-// Append is its own group commit; it has no unsynced append, so bulk goes
-// through AppendBatch of bulkChunk-sized chunks (one write + fdatasync each).
+// Append is its own group commit; bulk uses AppendAsync per record (no wait:
+// records ride the batches group commit forms anyway) and one Sync at the end.
 
 func ringwalAdapter(name string, uring bool) *Adapter {
 	return ringwalVariant(name, uring, "", wal.Options{})
@@ -36,28 +30,21 @@ func ringwalVariant(name string, uring bool, note string, o wal.Options) *Adapte
 	open := func(dir string) (*wal.WAL, error) {
 		return wal.Open(dir, o)
 	}
-	segSize := o.SegmentSize
-	if segSize == 0 {
-		segSize = wal.DefaultSegmentSize
-	}
 	return &Adapter{
 		Name:      name,
 		Lib:       name,
 		How:       how,
 		Checksums: true,
-		BulkNote:  "AppendBatch of 4 MiB chunks (no unsynced append exists): one write + fdatasync per chunk",
+		BulkNote:  "AppendAsync per record (durable with a later batch, no wait), one Sync at the end",
 		Primary:   true,
 		Open: func(dir string, o OpenOptions) (Log, error) {
 			w, err := open(dir)
 			if err != nil {
 				return nil, err
 			}
-			waitPrepared(dir, segSize, 10*time.Second)
-			l := &ringwalLog{w: w}
-			if o.Mode == ModeBulk {
-				l.arena = newBulkArena(bulkChunk)
-			}
-			return l, nil
+			// The next segment is prepared only once the first is half
+			// full, so nothing is written in the background at Open.
+			return &ringwalLog{w: w}, nil
 		},
 		Replay: func(dir string, fn func(p []byte) error, ph *phases) error {
 			ph.start()
@@ -91,8 +78,7 @@ func ringwalVariant(name string, uring bool, note string, o wal.Options) *Adapte
 }
 
 type ringwalLog struct {
-	w     *wal.WAL
-	arena *bulkArena
+	w *wal.WAL
 }
 
 func (l *ringwalLog) Append(p []byte) error {
@@ -101,25 +87,11 @@ func (l *ringwalLog) Append(p []byte) error {
 }
 
 func (l *ringwalLog) BulkAppend(p []byte) error {
-	if l.arena == nil {
-		return errNoBulk
-	}
-	if l.arena.add(p) {
-		return l.flushArena()
-	}
-	return nil
-}
-
-func (l *ringwalLog) flushArena() error {
-	if l.arena.empty() {
-		return nil
-	}
-	_, err := l.w.AppendBatch(l.arena.records())
-	l.arena.reset()
+	_, err := l.w.AppendAsync(p)
 	return err
 }
 
-func (l *ringwalLog) BulkSync() error { return l.flushArena() }
+func (l *ringwalLog) BulkSync() error { return l.w.Sync() }
 
 func (l *ringwalLog) Close() error { return l.w.Close() }
 
@@ -134,35 +106,4 @@ func (l *ringwalLog) stats() map[string]any {
 		"sync_p50_us":   s.SyncP50.Microseconds(),
 		"sync_p99_us":   s.SyncP99.Microseconds(),
 	}
-}
-
-// waitPrepared returns once the log's background preparer has finished the
-// next segment: Open starts zero-filling it at once (64 MiB written and
-// synced on the same disk), which would otherwise land inside a short
-// measured window right after Open. The wait is what wal/bench_test.go does
-// with a sleep; here the file is watched until it has its full size and then
-// synced from outside (which only waits for the writeback the preparer's own
-// fdatasync waits for). Measured windows then start from a ready log, as
-// every other adapter's do; later segments are prepared inside the window,
-// as in any long run.
-func waitPrepared(dir string, size int64, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		matches, _ := filepath.Glob(filepath.Join(dir, "*"+segment.TempFileSuffix))
-		for _, m := range matches {
-			fi, err := os.Stat(m)
-			if err != nil || fi.Size() < size {
-				continue
-			}
-			f, err := os.Open(m)
-			if err != nil {
-				continue
-			}
-			_ = unix.Fdatasync(int(f.Fd()))
-			f.Close()
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false
 }
