@@ -174,8 +174,7 @@ func (w *WAL) Sync() error {
 		case w.closed && w.inflight == 0 && len(w.pending) == 0:
 			return ErrClosed
 		}
-		w.pumpLocked()
-		w.cond.Wait()
+		w.cond.Wait() // every completion broadcasts
 	}
 	return nil
 }
@@ -339,13 +338,7 @@ func (w *WAL) layLocked(recs [][]byte) (uint64, *batch, error) {
 // layHeapLocked writes recs, too large for a pool buffer, as a batch of its
 // own from a heap buffer.
 func (w *WAL) layHeapLocked(recs [][]byte, total int) (uint64, *batch, error) {
-	if w.open != nil {
-		if w.open.nrec > 0 {
-			w.sealLocked()
-		} else {
-			w.dropOpenLocked()
-		}
-	}
+	w.closeOpenLocked()
 	b := w.newBatchLocked()
 	buf := make([]byte, total)
 	b.pieces = append(b.pieces, piece{buf: buf})
@@ -375,6 +368,28 @@ func (w *WAL) maybePrepareLocked() {
 	if !w.prepKicked && w.tail >= w.active.hdr.Size/2 {
 		w.prepKicked = true
 		w.prep.kick()
+	}
+}
+
+// closeOpenLocked ends the open batch: queued if it holds records, its
+// buffers kept as spares if not.
+func (w *WAL) closeOpenLocked() {
+	switch {
+	case w.open == nil:
+	case w.open.nrec > 0:
+		w.sealLocked()
+	default:
+		w.dropOpenLocked()
+	}
+}
+
+// drainLocked ends the open batch and waits until every batch accepted so
+// far completed (became durable or failed).
+func (w *WAL) drainLocked() {
+	w.closeOpenLocked()
+	w.pumpLocked()
+	for w.inflight > 0 || len(w.pending) > 0 {
+		w.cond.Wait()
 	}
 }
 

@@ -180,7 +180,6 @@ func (r *Reader) open() error {
 	sr, err := segment.NewReader(ra, fi.Size(), segment.ReaderOptions{
 		MaxRecordSize: w.opts.MaxRecordSize,
 		Name:          s.name,
-		BufferSize:    r.bufferSize(),
 	})
 	if err != nil {
 		return err
@@ -191,8 +190,6 @@ func (r *Reader) open() error {
 	r.sr, r.size = sr, fi.Size()
 	return nil
 }
-
-func (r *Reader) bufferSize() int { return segment.DefaultBufferSize }
 
 // Close releases the reader's file and read buffers. Later calls to Next
 // return ErrClosed.

@@ -211,16 +211,16 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, b
 		return nil, true, w.syncDir()
 	}
 	if err != nil {
-		return w.onCorrupt(name, prev, err)
+		return w.onCorrupt(name, base, err)
 	}
 	s := &segFile{name: name, path: path, hdr: r.Header(), f: f, fd: int(f.Fd())}
 	if prev != nil {
 		switch {
 		case s.hdr.Seq != prev.hdr.Seq+1:
-			return w.onCorrupt(name, prev, &segment.CorruptionError{Segment: name, Offset: 0, LSN: base,
+			return w.onCorrupt(name, base, &segment.CorruptionError{Segment: name, Offset: 0, LSN: base,
 				Reason: fmt.Sprintf("segment sequence %d does not follow %d (%s): a segment is missing", s.hdr.Seq, prev.hdr.Seq, prev.name)})
 		case base != prev.last()+1:
-			return w.onCorrupt(name, prev, &segment.CorruptionError{Segment: name, Offset: 0, LSN: base,
+			return w.onCorrupt(name, base, &segment.CorruptionError{Segment: name, Offset: 0, LSN: base,
 				Reason: fmt.Sprintf("base lsn %d does not follow lsn %d, the last of %s: records are missing", base, prev.last(), prev.name)})
 		}
 	}
@@ -287,20 +287,15 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, b
 
 // onCorrupt handles corruption found before a segment could be read: strict
 // mode fails; truncate mode stops the log before this segment.
-func (w *WAL) onCorrupt(name string, prev *segFile, err error) (*segFile, bool, error) {
+func (w *WAL) onCorrupt(name string, base uint64, err error) (*segFile, bool, error) {
 	if w.opts.Recovery != RecoverTruncate || !errors.Is(err, segment.ErrCorrupt) {
 		return nil, false, fmt.Errorf("wal: recover %s: %w", name, err)
 	}
 	w.log.Warn("corruption: setting this and later segments aside", "segment", name, "err", err)
-	if err := w.setAside([]uint64{mustParse(name)}); err != nil {
+	if err := w.setAside([]uint64{base}); err != nil {
 		return nil, false, err
 	}
 	return nil, true, nil
-}
-
-func mustParse(name string) uint64 {
-	b, _ := segment.ParseFileName(name)
-	return b
 }
 
 // setAside renames segments to *.broken so the log opens without them, and
@@ -363,12 +358,8 @@ func (w *WAL) zeroRange(s *segFile, from, to int64) error {
 	if to <= from {
 		return nil
 	}
-	zeros := make([]byte, min(to-from, 1<<20))
-	for off := from; off < to; off += int64(len(zeros)) {
-		n := min(int64(len(zeros)), to-off)
-		if _, err := s.f.WriteAt(zeros[:n], off); err != nil {
-			return fmt.Errorf("wal: zero %s [%d,%d): %w", s.name, from, to, err)
-		}
+	if err := segment.ZeroRange(s.f, from, to); err != nil {
+		return fmt.Errorf("wal: zero %s [%d,%d): %w", s.name, from, to, err)
 	}
 	if err := unix.Fdatasync(s.fd); err != nil {
 		return fmt.Errorf("wal: sync %s: %w", s.name, err)

@@ -109,13 +109,7 @@ var errRetry = errors.New("wal: retry")
 // batch; its batches are submitted only after the old segment's chains
 // completed (pumpLocked).
 func (w *WAL) rotateLocked() error {
-	if w.open != nil {
-		if w.open.nrec > 0 {
-			w.sealLocked()
-		} else {
-			w.dropOpenLocked()
-		}
-	}
+	w.closeOpenLocked()
 	w.rotating = true
 	w.mu.Unlock()
 	p, err := w.prep.get(w.closeCtx)

@@ -71,18 +71,8 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 		w.truncBusy = false
 		w.cond.Broadcast()
 	}()
-	// Drain: everything accepted so far becomes durable (or fails) first.
-	if w.open != nil {
-		if w.open.nrec > 0 {
-			w.sealLocked()
-		} else {
-			w.dropOpenLocked()
-		}
-	}
-	w.pumpLocked()
-	for w.inflight > 0 || len(w.pending) > 0 {
-		w.cond.Wait()
-	}
+	// Everything accepted so far becomes durable (or fails) first.
+	w.drainLocked()
 	if w.failed != nil {
 		return w.failed
 	}

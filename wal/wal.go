@@ -35,7 +35,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -259,13 +258,7 @@ func (w *WAL) Close() error {
 	}
 	w.closed = true
 	w.cancel() // wakes appenders waiting for a buffer
-	if w.open != nil && w.open.nrec > 0 {
-		w.sealLocked()
-	}
-	w.pumpLocked()
-	for w.inflight > 0 || len(w.pending) > 0 {
-		w.cond.Wait()
-	}
+	w.drainLocked()
 	w.mu.Unlock()
 
 	close(w.submitted)
@@ -368,5 +361,3 @@ func (w *WAL) releasePieces(b *batch) {
 	}
 	b.pieces = b.pieces[:0]
 }
-
-func since(t time.Time) time.Duration { return time.Since(t) }

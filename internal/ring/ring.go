@@ -107,7 +107,8 @@ type Submitter interface {
 	// next (IOSQE_IO_LINK), so an op runs only after the previous one
 	// succeeded, and a failed or short op cancels the rest with -ECANCELED.
 	// A single op is submitted unlinked. The chain goes to the kernel in one
-	// io_uring_enter call.
+	// io_uring_enter call. The caller must leave ops (and the buffers they
+	// name) unchanged until Done is closed: they are not copied.
 	Submit(ops []Op) (Completion, error)
 }
 

@@ -95,7 +95,7 @@ func (r *Ring) Close() error {
 // completion adapts the library's request set.
 type completion struct {
 	set iouring.RequestSet
-	ops []Op // keeps heap buffers referenced while the kernel uses them
+	ops []Op // the caller's ops: keeps heap buffers referenced while the kernel uses them
 	res []int32
 }
 
@@ -126,14 +126,12 @@ func (r *Ring) Submit(ops []Op) (Completion, error) {
 	if len(ops) > r.entries {
 		return nil, fmt.Errorf("ring: chain of %d ops exceeds ring size %d", len(ops), r.entries)
 	}
-	kept := make([]Op, len(ops))
-	copy(kept, ops)
-	preps := make([]iouring.PrepRequest, len(kept))
-	for i := range kept {
-		if err := validate(kept[i]); err != nil {
+	preps := make([]iouring.PrepRequest, len(ops))
+	for i := range ops {
+		if err := validate(ops[i]); err != nil {
 			return nil, err
 		}
-		preps[i] = prep(kept[i], i < len(kept)-1)
+		preps[i] = prep(ops[i], i < len(ops)-1)
 	}
 	set, err := r.r.SubmitRequests(preps, nil)
 	if err != nil {
@@ -142,7 +140,7 @@ func (r *Ring) Submit(ops []Op) (Completion, error) {
 		}
 		return nil, fmt.Errorf("ring: submit: %w", unwrapErrno(err))
 	}
-	return &completion{set: set, ops: kept}, nil
+	return &completion{set: set, ops: ops}, nil
 }
 
 func validate(op Op) error {
