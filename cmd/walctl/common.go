@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/ringwal/ringwal/inspect"
 	"github.com/ringwal/ringwal/segment"
 )
 
@@ -70,4 +73,19 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return strconv.Itoa(n) + " " + many
+}
+
+// scanDirCommand is what ls and stat share before their output: parse the
+// flags and the DIR argument, then scan the log directory.
+func scanDirCommand(c *command, args []string, stderr io.Writer) (*inspect.Log, error) {
+	fs := newFlagSet(c, stderr)
+	maxRec := maxRecordFlag(fs)
+	dir, err := parsePath(fs, c, args, "DIR")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMaxRecord(*maxRec); err != nil {
+		return nil, err
+	}
+	return inspect.Scan(context.Background(), dir, inspect.Options{MaxRecordSize: *maxRec, DirOnly: true})
 }

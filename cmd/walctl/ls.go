@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -33,17 +32,7 @@ examples:
 }
 
 func runLs(args []string, stdout, stderr io.Writer) error {
-	c := commands["ls"]
-	fs := newFlagSet(c, stderr)
-	maxRec := maxRecordFlag(fs)
-	dir, err := parsePath(fs, c, args, "DIR")
-	if err != nil {
-		return err
-	}
-	if err := checkMaxRecord(*maxRec); err != nil {
-		return err
-	}
-	l, err := inspect.Scan(context.Background(), dir, inspect.Options{MaxRecordSize: *maxRec, DirOnly: true})
+	l, err := scanDirCommand(commands["ls"], args, stderr)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -38,17 +37,7 @@ examples:
 }
 
 func runStat(args []string, stdout, stderr io.Writer) error {
-	c := commands["stat"]
-	fs := newFlagSet(c, stderr)
-	maxRec := maxRecordFlag(fs)
-	dir, err := parsePath(fs, c, args, "DIR")
-	if err != nil {
-		return err
-	}
-	if err := checkMaxRecord(*maxRec); err != nil {
-		return err
-	}
-	l, err := inspect.Scan(context.Background(), dir, inspect.Options{MaxRecordSize: *maxRec, DirOnly: true})
+	l, err := scanDirCommand(commands["stat"], args, stderr)
 	if err != nil {
 		return err
 	}
@@ -82,7 +71,7 @@ func runStat(args []string, stdout, stderr io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 1, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{k}, a...)...) }
-	row("log", "%s", dir)
+	row("log", "%s", l.Path)
 	row("format version", "%s", strings.Join(versions, ", "))
 	segs := fmt.Sprint(len(l.Segments))
 	if seqLo != 0 {
