@@ -291,25 +291,9 @@ func TestChaosRing(t *testing.T) {
 					defer wg.Done()
 					var seq uint64
 					for seq < 120 {
-						n := 1
-						if grng.IntN(6) == 0 {
-							n = 2 + grng.IntN(3)
-						}
-						recs := make([][]byte, n)
-						for i := range recs {
-							size := tpHeader + grng.IntN(1500)
-							if n == 1 && grng.IntN(25) == 0 {
-								size = 9<<10 + grng.IntN(5<<10)
-							}
-							recs[i] = tpMake(writer, seq+uint64(i), uint16(n), uint16(i), size)
-						}
-						var lsn uint64
-						var err error
-						if n == 1 {
-							lsn, err = w.Append(recs[0])
-						} else {
-							lsn, err = w.AppendBatch(recs)
-						}
+						recs := unitShape{maxBatch: 3, body: 1500, bigEvery: 25, bigMin: 9 << 10, bigSpan: 5 << 10}.next(grng, writer, seq)
+						n := len(recs)
+						lsn, err := appendUnit(w, recs)
 						mu.Lock()
 						if err != nil {
 							errs = append(errs, err)

@@ -81,25 +81,9 @@ func TestCrashChild(t *testing.T) {
 			var seq uint64
 			var line []byte
 			for {
-				n := 1
-				if rng.IntN(6) == 0 {
-					n = 2 + rng.IntN(4)
-				}
-				recs := make([][]byte, n)
-				for i := range recs {
-					size := tpHeader + rng.IntN(1500)
-					if n == 1 && rng.IntN(25) == 0 {
-						size = 9<<10 + rng.IntN(6<<10) // larger than a buffer: heap batch
-					}
-					recs[i] = tpMake(writer, seq+uint64(i), uint16(n), uint16(i), size)
-				}
-				var lsn uint64
-				var err error
-				if n == 1 {
-					lsn, err = w.Append(recs[0])
-				} else {
-					lsn, err = w.AppendBatch(recs)
-				}
+				recs := unitShape{maxBatch: 4, body: 1500, bigEvery: 25, bigMin: 9 << 10, bigSpan: 6 << 10}.next(rng, writer, seq)
+				n := len(recs)
+				lsn, err := appendUnit(w, recs)
 				if err != nil {
 					out.line("ERR append: %v", err)
 					os.Exit(4)

@@ -127,25 +127,9 @@ func TestFullDisk(t *testing.T) {
 					defer wg.Done()
 					var seq uint64
 					for {
-						n := 1
-						if grng.IntN(6) == 0 {
-							n = 2 + grng.IntN(3)
-						}
-						recs := make([][]byte, n)
-						for i := range recs {
-							size := tpHeader + grng.IntN(2000)
-							if n == 1 && grng.IntN(30) == 0 {
-								size = 17<<10 + grng.IntN(8<<10) // a heap batch
-							}
-							recs[i] = tpMake(writer, seq+uint64(i), uint16(n), uint16(i), size)
-						}
-						var lsn uint64
-						var err error
-						if n == 1 {
-							lsn, err = w.Append(recs[0])
-						} else {
-							lsn, err = w.AppendBatch(recs)
-						}
+						recs := unitShape{maxBatch: 3, body: 2000, bigEvery: 30, bigMin: 17 << 10, bigSpan: 8 << 10}.next(grng, writer, seq)
+						n := len(recs)
+						lsn, err := appendUnit(w, recs)
 						amu.Lock()
 						if err != nil {
 							errs = append(errs, err)

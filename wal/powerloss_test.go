@@ -413,25 +413,9 @@ func powerWorkload(t *testing.T, rng *rand.Rand, dir string, fs *crashFS, m *log
 						}
 					}
 				}
-				n := 1
-				if grng.IntN(6) == 0 {
-					n = 2 + grng.IntN(3)
-				}
-				recs := make([][]byte, n)
-				for i := range recs {
-					size := tpHeader + grng.IntN(900)
-					if n == 1 && grng.IntN(20) == 0 {
-						size = 4<<10 + grng.IntN(2<<10)
-					}
-					recs[i] = tpMake(writer, seq+uint64(i), uint16(n), uint16(i), size)
-				}
-				var lsn uint64
-				var err error
-				if n == 1 {
-					lsn, err = w.Append(recs[0])
-				} else {
-					lsn, err = w.AppendBatch(recs)
-				}
+				recs := unitShape{maxBatch: 3, body: 900, bigEvery: 20, bigMin: 4 << 10, bigSpan: 2 << 10}.next(grng, writer, seq)
+				n := len(recs)
+				lsn, err := appendUnit(w, recs)
 				if err != nil {
 					if !errors.Is(err, ErrFailed) || !errors.Is(err, syscall.EIO) {
 						t.Errorf("append failed with %v, want the power cut (ErrFailed wrapping EIO)", err)

@@ -137,6 +137,39 @@ func tpSum(p []byte) uint32 {
 }
 
 // crcOf is the checksum acknowledged records are compared by.
+// unitShape describes the random append units the reliability tests make:
+// mostly one record of tpHeader+[0,body) bytes; one unit in 6 an atomic
+// batch of 2..1+maxBatch such records; and one single record in bigEvery a
+// large one of bigMin+[0,bigSpan) bytes.
+type unitShape struct{ maxBatch, body, bigEvery, bigMin, bigSpan int }
+
+// next makes writer's next unit, from seq on. It draws from rng in the order
+// the tests always have, so a seed keeps reproducing the same workload.
+func (u unitShape) next(rng *rand.Rand, writer uint32, seq uint64) [][]byte {
+	n := 1
+	if rng.IntN(6) == 0 {
+		n = 2 + rng.IntN(u.maxBatch)
+	}
+	recs := make([][]byte, n)
+	for i := range recs {
+		size := tpHeader + rng.IntN(u.body)
+		if n == 1 && rng.IntN(u.bigEvery) == 0 {
+			size = u.bigMin + rng.IntN(u.bigSpan)
+		}
+		recs[i] = tpMake(writer, seq+uint64(i), uint16(n), uint16(i), size)
+	}
+	return recs
+}
+
+// appendUnit appends one unit: Append for a single record, AppendBatch for
+// an atomic batch.
+func appendUnit(w *WAL, recs [][]byte) (uint64, error) {
+	if len(recs) == 1 {
+		return w.Append(recs[0])
+	}
+	return w.AppendBatch(recs)
+}
+
 func crcOf(p []byte) uint32 { return crc32.Checksum(p, castagnoliTable) }
 
 // tpParse validates a payload alone.

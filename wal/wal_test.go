@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"syscall"
 	"testing"
@@ -178,9 +177,7 @@ func TestRotationUnder64Appenders(t *testing.T) {
 		for _, r := range recs {
 			require.Equal(t, acked[r.LSN], r.Data)
 		}
-		names, err := filepath.Glob(filepath.Join(dir, "*.seg"))
-		require.NoError(t, err)
-		assert.Equal(t, w.Stats().Segments, len(names))
+		assert.Equal(t, w.Stats().Segments, len(segPaths(t, dir)))
 	})
 }
 
@@ -356,11 +353,7 @@ func TestTruncateBackInsideBatch(t *testing.T) {
 		_, err = w.AppendBatch([][]byte{payload(19, 100), payload(20, 100)})
 		require.NoError(t, err)
 		require.NoError(t, w.Close())
-		f, err := os.OpenFile(lastSegment(t, dir), os.O_RDWR, 0)
-		require.NoError(t, err)
-		_, err = f.WriteAt(make([]byte, 20), start+int64(segment.FrameSize(100))+10)
-		require.NoError(t, err)
-		require.NoError(t, f.Close())
+		patchFile(t, lastSegment(t, dir), start+int64(segment.FrameSize(100))+10, make([]byte, 20))
 		w = openT(t, dir, o)
 		defer w.Close()
 		assert.Equal(t, uint64(18), w.LastLSN())
@@ -375,11 +368,33 @@ func TestTruncateBackInsideBatch(t *testing.T) {
 // lastSegment returns the path of the newest segment.
 func lastSegment(t *testing.T, dir string) string {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dir, "*.seg"))
-	require.NoError(t, err)
+	names := segPaths(t, dir)
 	require.NotEmpty(t, names)
-	sort.Strings(names)
 	return names[len(names)-1]
+}
+
+// patchFile overwrites the bytes at off of the file at path with b: the
+// corrupt step of the recovery tests.
+func patchFile(t *testing.T, path string, off int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt(b, off)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+}
+
+// fillLog appends records 1..n of size bytes (payload(lsn, size)) to a new
+// log in dir, closes it and returns its segment paths, oldest first.
+func fillLog(t *testing.T, dir string, o Options, n, size int) []string {
+	t.Helper()
+	w := openT(t, dir, o)
+	for i := range n {
+		_, err := w.Append(payload(uint64(i+1), size))
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	return segPaths(t, dir)
 }
 
 // Torn tail cut at every byte of the last batch: whatever survives, the log
@@ -479,11 +494,7 @@ func TestStaleBytesNeverReappear(t *testing.T) {
 		check() // the cut region was zeroed: nothing to find
 		// Second guard: even if the zeroing had been lost, the old frames
 		// carry an older epoch and are not taken as part of the log.
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		require.NoError(t, err)
-		_, err = f.WriteAt(img[newEnd:oldEnd], newEnd)
-		require.NoError(t, err)
-		require.NoError(t, f.Close())
+		patchFile(t, path, newEnd, img[newEnd:oldEnd])
 		check()
 	})
 }
@@ -491,26 +502,14 @@ func TestStaleBytesNeverReappear(t *testing.T) {
 func TestCorruptionIsReported(t *testing.T) {
 	dir := t.TempDir()
 	o := smallOpts(BackendPwrite)
-	w := openT(t, dir, o)
-	for i := range 300 {
-		_, err := w.Append(payload(uint64(i+1), 400))
-		require.NoError(t, err)
-	}
-	require.NoError(t, w.Close())
-	names, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
-	sort.Strings(names)
+	names := fillLog(t, dir, o, 300, 400)
 	require.Greater(t, len(names), 2)
-	// Flip a byte in the middle of the first segment.
-	f, err := os.OpenFile(names[0], os.O_RDWR, 0)
-	require.NoError(t, err)
+	// Flip a bit in the middle of the first segment.
 	off := int64(segment.DataOffset + 10*segment.FrameSize(400) + 30)
-	var b [1]byte
-	_, err = f.ReadAt(b[:], off)
+	img, err := os.ReadFile(names[0])
 	require.NoError(t, err)
-	b[0] ^= 0x10
-	_, err = f.WriteAt(b[:], off)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	b := []byte{img[off] ^ 0x10}
+	patchFile(t, names[0], off, b)
 
 	_, err = Open(dir, o)
 	require.Error(t, err)
@@ -522,7 +521,7 @@ func TestCorruptionIsReported(t *testing.T) {
 
 	// The operator's choice: keep what is good.
 	o.Recovery = RecoverTruncate
-	w, err = Open(dir, o)
+	w, err := Open(dir, o)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(10), w.LastLSN())
 	require.NoError(t, w.Close())
@@ -553,12 +552,7 @@ func TestRecoverTruncateDropsWholeBatch(t *testing.T) {
 	require.NoError(t, w.Close())
 	// Damage the second record of the batch (LSN 7); acknowledged records
 	// follow, so this is corruption, not a torn tail.
-	path := lastSegment(t, dir)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	require.NoError(t, err)
-	_, err = f.WriteAt([]byte{0xee}, batchAt+int64(segment.FrameSize(100))+30)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	patchFile(t, lastSegment(t, dir), batchAt+int64(segment.FrameSize(100))+30, []byte{0xee})
 
 	_, err = Open(dir, o)
 	require.ErrorIs(t, err, segment.ErrCorrupt)
@@ -574,14 +568,7 @@ func TestRecoverTruncateDropsWholeBatch(t *testing.T) {
 func TestMissingMiddleSegment(t *testing.T) {
 	dir := t.TempDir()
 	o := smallOpts(BackendPwrite)
-	w := openT(t, dir, o)
-	for i := range 300 {
-		_, err := w.Append(payload(uint64(i+1), 400))
-		require.NoError(t, err)
-	}
-	require.NoError(t, w.Close())
-	names, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
-	sort.Strings(names)
+	names := fillLog(t, dir, o, 300, 400)
 	require.Greater(t, len(names), 2)
 	require.NoError(t, os.Remove(names[1]))
 	_, err := Open(dir, o)
