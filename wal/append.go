@@ -42,8 +42,9 @@ type batch struct {
 	submitAt time.Time
 
 	// Completion, guarded by mu: appenders wait on cond until finished.
-	// The last waiter to leave puts the batch back in batchPool, so
-	// Append allocates nothing in steady state.
+	// Whoever sees the batch finished with no waiter left (finish, wait or
+	// leave) puts it back in batchPool, so batches cost no allocation in
+	// steady state.
 	mu       sync.Mutex
 	cond     sync.Cond
 	finished bool

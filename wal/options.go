@@ -76,8 +76,10 @@ type Options struct {
 	// falls back to pwrite when registration fails.
 	BufferCount int
 	// MaxInFlight is how many batches may be written and synced at once
-	// (default 4). More overlap raises the durable-batch rate on devices and
-	// file systems that merge concurrent flushes.
+	// (default 4). A batch joins chains already in flight only once it holds
+	// half a buffer; smaller ones wait for the chain ahead and grow, because
+	// on the disks measured one sync carrying many records beat several
+	// carrying few (PERFORMANCE.md). Bulk traffic uses the depth.
 	MaxInFlight int
 	// MaxRecordSize is the largest record accepted (default 16 MiB, at most
 	// segment.MaxRecordSizeLimit). Larger records get ErrRecordTooLarge.

@@ -2,8 +2,9 @@
 //
 // Many goroutines append concurrently. Each record is framed (segment
 // format v1) straight into a registered buffer and given the next LSN. A
-// batch of records is sealed when its buffer is full, or as soon as the disk
-// has room for another flush, and written as one chain: IORING_OP_WRITE_FIXED
+// batch of records is sealed when its buffers are full, as soon as no chain is
+// in flight, or once it holds half a buffer while others are in flight, and
+// written as one chain: IORING_OP_WRITE_FIXED
 // linked to an fdatasync at the batch's segment offset. Up to MaxInFlight
 // chains are in flight at once. Append returns only once its record is
 // durable: its batch's write and fdatasync succeeded, and so did those of
