@@ -36,6 +36,11 @@ type batch struct {
 	bytes    int64 // payload bytes
 	header   []byte
 	syncDir  bool
+	// needSync: an appender waits for these records to be durable. A
+	// batch nobody waits for (AppendAsync only) is written without an
+	// fdatasync unless a Sync, a rotation or a drain asks for one.
+	needSync bool
+	sync     bool // the chain ends in fdatasync: its completion makes lastLSN durable
 
 	ops      []ring.Op
 	comp     ring.Completion
@@ -117,7 +122,7 @@ func (b *batch) reset() {
 	clear(b.ops)
 	b.seg, b.offset, b.pieces = nil, 0, b.pieces[:0]
 	b.firstLSN, b.lastLSN, b.nrec, b.bytes = 0, 0, 0, 0
-	b.header, b.syncDir = nil, false
+	b.header, b.syncDir, b.needSync, b.sync = nil, false, false, false
 	b.ops, b.comp, b.submitAt = b.ops[:0], nil, time.Time{}
 	b.finished, b.waiters, b.err = false, 0, nil
 }
@@ -143,13 +148,15 @@ func (w *WAL) AppendBatch(recs [][]byte) (uint64, error) {
 
 // AppendAsync writes p as the next record and returns its LSN without
 // waiting for it to be durable: it goes out with the next batch, as group
-// commit decides, and Sync waits for it. p may be reused when AppendAsync
+// commit decides, and Sync makes it durable. A batch of AppendAsync records
+// alone is written without an fdatasync; the next Sync, Append, segment
+// rotation or Close syncs it. p may be reused when AppendAsync
 // returns. Until a Sync (or an Append) that follows it returns, a crash may
 // lose the record, and with it every record after it: never a record before
 // it, and never leaving a gap. Bulk loads use it: many AppendAsync, one Sync.
 func (w *WAL) AppendAsync(p []byte) (uint64, error) {
 	one := [1][]byte{p}
-	first, b, err := w.enqueue(one[:])
+	first, b, err := w.enqueue(one[:], false)
 	if err != nil {
 		return 0, err
 	}
@@ -157,7 +164,8 @@ func (w *WAL) AppendAsync(p []byte) (uint64, error) {
 	return first, nil
 }
 
-// Sync blocks until every record appended before the call is durable. It
+// Sync blocks until every record appended before the call is durable,
+// issuing an fdatasync if records were written without one. It
 // returns the log's error if the log failed, and ErrClosed after Close (a
 // Close that races with Sync drains everything first, so Sync then returns
 // nil unless the log failed).
@@ -168,6 +176,10 @@ func (w *WAL) Sync() error {
 		return ErrClosed
 	}
 	target := w.nextLSN - 1
+	if w.durable.Load() < target {
+		w.wantSync = max(w.wantSync, target)
+		w.pumpLocked()
+	}
 	for w.durable.Load() < target {
 		switch {
 		case w.failed != nil:
@@ -181,7 +193,7 @@ func (w *WAL) Sync() error {
 }
 
 func (w *WAL) append(recs [][]byte) (uint64, error) {
-	first, b, err := w.enqueue(recs)
+	first, b, err := w.enqueue(recs, true)
 	if err != nil {
 		return 0, err
 	}
@@ -193,8 +205,9 @@ func (w *WAL) append(recs [][]byte) (uint64, error) {
 }
 
 // enqueue lays recs into the open batch (starting one, or rotating, as
-// needed) and returns the first LSN and the batch to wait for.
-func (w *WAL) enqueue(recs [][]byte) (uint64, *batch, error) {
+// needed) and returns the first LSN and the batch to wait for. durable says
+// the caller will wait for the records to be durable.
+func (w *WAL) enqueue(recs [][]byte, durable bool) (uint64, *batch, error) {
 	total := 0
 	for _, p := range recs {
 		if len(p) > w.opts.MaxRecordSize {
@@ -228,7 +241,7 @@ func (w *WAL) enqueue(recs [][]byte) (uint64, *batch, error) {
 			continue
 		}
 		if total > w.opts.BufferSize {
-			return w.layHeapLocked(recs, total)
+			return w.layHeapLocked(recs, total, durable)
 		}
 		ok, err := w.reserveLocked(total)
 		if err != nil {
@@ -237,7 +250,7 @@ func (w *WAL) enqueue(recs [][]byte) (uint64, *batch, error) {
 		if !ok {
 			continue // state may have changed while we waited
 		}
-		return w.layLocked(recs)
+		return w.layLocked(recs, durable)
 	}
 }
 
@@ -305,16 +318,17 @@ func (w *WAL) addPieceLocked(b *batch) []byte {
 }
 
 // layLocked encodes recs into the open batch, which has room for them.
-func (w *WAL) layLocked(recs [][]byte) (uint64, *batch, error) {
+func (w *WAL) layLocked(recs [][]byte, durable bool) (uint64, *batch, error) {
 	b := w.open
+	b.needSync = b.needSync || durable
 	first := w.nextLSN
-	durable := w.durable.Load()
+	watermark := w.durable.Load()
 	for i, p := range recs {
 		flags := uint8(0)
 		if i < len(recs)-1 {
 			flags = segment.FlagBatchContinues
 		}
-		_, off, err := w.enc.AppendSplit(p, durable, flags)
+		_, off, err := w.enc.AppendSplit(p, watermark, flags)
 		if err != nil {
 			// Sizes were checked; this is a bug, not an input error.
 			panic(fmt.Sprintf("wal: encoder refused a reserved record: %v", err))
@@ -338,14 +352,14 @@ func (w *WAL) layLocked(recs [][]byte) (uint64, *batch, error) {
 
 // layHeapLocked writes recs, too large for a pool buffer, as a batch of its
 // own from a heap buffer.
-func (w *WAL) layHeapLocked(recs [][]byte, total int) (uint64, *batch, error) {
+func (w *WAL) layHeapLocked(recs [][]byte, total int, durable bool) (uint64, *batch, error) {
 	w.closeOpenLocked()
 	b := w.newBatchLocked()
 	buf := make([]byte, total)
 	b.pieces = append(b.pieces, piece{buf: buf})
 	w.enc.Reset(buf, b.offset, w.nextLSN)
 	w.open = b
-	return w.layLocked(recs)
+	return w.layLocked(recs, durable)
 }
 
 // commitLaidLocked accounts for n records just laid into b and flushes it
@@ -387,10 +401,20 @@ func (w *WAL) closeOpenLocked() {
 // drainLocked ends the open batch and waits until every batch accepted so
 // far completed (became durable or failed).
 func (w *WAL) drainLocked() {
+	w.requestSyncLocked()
 	w.closeOpenLocked()
 	w.pumpLocked()
 	for w.inflight > 0 || len(w.pending) > 0 {
 		w.cond.Wait()
+	}
+}
+
+// requestSyncLocked asks for every record accepted so far to be made
+// durable: the chains that carry them end in fdatasync, or, when they are
+// already written, a chain of only an fdatasync follows them.
+func (w *WAL) requestSyncLocked() {
+	if w.nextLSN > 0 {
+		w.wantSync = max(w.wantSync, w.nextLSN-1)
 	}
 }
 
@@ -423,8 +447,19 @@ func (w *WAL) sealLocked() {
 // group commit never waits for a buffer to fill.
 func (w *WAL) pumpLocked() {
 	for w.failed == nil {
+		if len(w.pending) == 0 && (w.open == nil || w.open.nrec == 0) {
+			// Nothing to write. Records written without a sync that
+			// somebody now wants durable get a chain of their own.
+			if w.wantSync <= w.syncedTo || w.unsyncedSeg == nil {
+				return
+			}
+			b := batchPool.Get().(*batch)
+			b.seg, b.offset = w.unsyncedSeg, -1
+			b.firstLSN, b.lastLSN = w.syncedTo+1, w.writtenTo
+			w.pending = append(w.pending, b)
+		}
 		if len(w.pending) == 0 {
-			if w.open == nil || w.open.nrec == 0 || !w.canSubmitLocked(w.open) {
+			if !w.canSubmitLocked(w.open) {
 				return
 			}
 			// While a chain is in flight, a small open batch waits for it
@@ -455,8 +490,23 @@ func (w *WAL) pumpLocked() {
 	}
 }
 
+// canSubmitLocked: at most MaxInFlight chains, one segment at a time, a
+// header chain alone, and a chain that syncs only once no write-only chain
+// is in flight (an fdatasync covers only writes that completed before it
+// started; chains in flight are not ordered).
 func (w *WAL) canSubmitLocked(b *batch) bool {
+	if w.syncsLocked(b) && w.nosyncInflight > 0 {
+		return false
+	}
 	return w.inflight < w.opts.MaxInFlight && (w.inflight == 0 || w.infSeg == b.seg && !w.infHdr)
+}
+
+// syncsLocked reports whether b's chain must end in fdatasync: somebody
+// waits for its records, it opens a segment, it is a sync-only chain, or a
+// Sync, rotation or drain wants records up to at least its first one (a
+// later batch would do for records beyond it, but b comes first).
+func (w *WAL) syncsLocked(b *batch) bool {
+	return b.needSync || b.header != nil || b.nrec == 0 || w.wantSync > w.syncedTo
 }
 
 // submitLocked hands b's chain to the backend: [header write], the data
@@ -479,7 +529,10 @@ func (w *WAL) submitLocked(b *batch) error {
 		ops = append(ops, op)
 		off += int64(p.n)
 	}
-	ops = append(ops, ring.Op{Kind: ring.Fdatasync, Fd: fd})
+	b.sync = w.syncsLocked(b)
+	if b.sync {
+		ops = append(ops, ring.Op{Kind: ring.Fdatasync, Fd: fd})
+	}
 	if b.syncDir {
 		ops = append(ops, ring.Op{Kind: ring.Fsync, Fd: int(w.dirFile.Fd())})
 	}
@@ -496,6 +549,12 @@ func (w *WAL) submitLocked(b *batch) error {
 	}
 	b.comp = c
 	w.inflight++
+	if b.sync {
+		w.syncedTo, w.writtenTo, w.unsyncedSeg = b.lastLSN, b.lastLSN, nil
+	} else {
+		w.nosyncInflight++
+		w.writtenTo, w.unsyncedSeg = b.lastLSN, b.seg
+	}
 	w.infSeg = b.seg
 	w.infHdr = b.header != nil
 	w.stats.noteInFlight(w.inflight)
@@ -524,6 +583,9 @@ func (w *WAL) completer() {
 
 		w.mu.Lock()
 		w.inflight--
+		if !b.sync {
+			w.nosyncInflight--
+		}
 		if err != nil {
 			w.failLocked(fmt.Errorf("segment %s, batch at offset %d (lsn %d-%d): %w",
 				b.seg.name, b.offset, b.firstLSN, b.lastLSN, err))
@@ -532,7 +594,9 @@ func (w *WAL) completer() {
 		if w.failed != nil {
 			berr = w.failed
 		} else {
-			w.durable.Store(b.lastLSN)
+			if b.sync {
+				w.durable.Store(b.lastLSN)
+			}
 			w.stats.noteBatch(b, lat)
 		}
 		w.releasePieces(b)

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,7 +20,10 @@ type faultRing struct {
 	inner ring.Submitter
 	n     int64
 	fault string // "short", "eio-write", "eio-fsync", "ecanceled"
-	count atomic.Int64
+	// syncsOnly counts only chains that end in fdatasync (write-only
+	// chains of AppendAsync records pass through uncounted).
+	syncsOnly bool
+	count     atomic.Int64
 }
 
 // fakeCompletion reports results decided by the test, after the real chain
@@ -33,6 +37,9 @@ func (c *fakeCompletion) Done() <-chan struct{} { return c.done }
 func (c *fakeCompletion) Results() []int32      { return c.res }
 
 func (f *faultRing) Submit(ops []ring.Op) (ring.Completion, error) {
+	if f.syncsOnly && !slices.ContainsFunc(ops, func(op ring.Op) bool { return op.Kind == ring.Fdatasync }) {
+		return f.inner.Submit(ops)
+	}
 	if f.count.Add(1)-1 != f.n {
 		return f.inner.Submit(ops)
 	}

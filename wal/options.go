@@ -52,7 +52,9 @@ type Prealloc int
 const (
 	// PreallocZero writes zeros over the whole segment when it is prepared,
 	// off the hot path. fdatasync after overwriting written blocks commits no
-	// extent conversion, so durable appends are faster.
+	// extent conversion, so durable appends are faster. A rotation that finds
+	// the zero-fill unfinished does not wait for it: the rest of that file
+	// is fallocated.
 	PreallocZero Prealloc = iota
 	// PreallocFallocate reserves space with fallocate(2): quick to prepare,
 	// slower to sync into (unwritten extents are converted at each sync).

@@ -379,9 +379,10 @@ func scratchDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// powerWorkload appends from 4 goroutines (some atomic batches, some
-// records larger than a buffer, a TruncateFront now and then) until the
-// crash fails the log, and feeds the model.
+// powerWorkload appends from 8 goroutines (some atomic batches, some
+// records larger than a buffer, a TruncateFront now and then; the last
+// goroutine appends runs of AppendAsync records, each followed by a Sync)
+// until the crash fails the log, and feeds the model.
 func powerWorkload(t *testing.T, rng *rand.Rand, dir string, fs *crashFS, m *logModel, writerBase uint32) (acked int) {
 	o := powerOpts()
 	o.fileIO = fs
@@ -393,6 +394,46 @@ func powerWorkload(t *testing.T, rng *rand.Rand, dir string, fs *crashFS, m *log
 	for g := range 8 {
 		grng := rand.New(rand.NewPCG(rng.Uint64(), uint64(g)))
 		writer := writerBase + uint32(g)
+		if g == 7 {
+			const run = 8
+			mu.Lock()
+			m.asyncRun[writer] = run
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var seq uint64
+				for !stop.Load() {
+					recs := make([][]byte, 1+grng.IntN(run))
+					lsns := make([]uint64, len(recs))
+					for i := range recs {
+						recs[i] = tpMake(writer, seq+uint64(i), 1, 0, tpHeader+grng.IntN(900))
+						lsn, err := w.AppendAsync(recs[i])
+						if err != nil {
+							if !errors.Is(err, ErrFailed) || !errors.Is(err, syscall.EIO) {
+								t.Errorf("AppendAsync failed with %v, want the power cut (ErrFailed wrapping EIO)", err)
+							}
+							return
+						}
+						lsns[i] = lsn
+					}
+					if err := w.Sync(); err != nil {
+						if !errors.Is(err, ErrFailed) || !errors.Is(err, syscall.EIO) {
+							t.Errorf("Sync failed with %v, want the power cut (ErrFailed wrapping EIO)", err)
+						}
+						return
+					}
+					mu.Lock()
+					for i, p := range recs {
+						m.ack(lsns[i], ackRec{writer: writer, seq: seq + uint64(i), sum: crcOf(p)})
+						acked++
+					}
+					mu.Unlock()
+					seq += uint64(len(recs))
+				}
+			}()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

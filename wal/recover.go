@@ -123,6 +123,7 @@ func (w *WAL) recover() error {
 	w.nextSeq = w.active.hdr.Seq + 1
 	w.nextLSN = w.active.last() + 1
 	w.durable.Store(w.nextLSN - 1)
+	w.writtenTo, w.syncedTo, w.wantSync = w.nextLSN-1, w.nextLSN-1, w.nextLSN-1
 	w.firstLSN.Store(w.segs[0].base())
 	// A resumed segment gets a new writer epoch, so nothing this writer
 	// leaves can be confused with an earlier incarnation's bytes. A segment
@@ -372,7 +373,7 @@ func (w *WAL) createSegment(seq, base uint64) (*segFile, error) {
 	name := segment.FileName(base)
 	path := filepath.Join(w.dir, name)
 	tmp := path + segment.TempFileSuffix
-	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, nil)
+	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("wal: create segment: %w", err)
 	}

@@ -218,10 +218,14 @@ type logModel struct {
 	truncFront uint64            // highest TruncateFront target requested (0: none)
 	prev       map[uint64]uint32 // LSN -> crcOf(payload) found by the previous recovery
 	conflicts  []string          // acknowledgements that contradict earlier ones
+	// asyncRun[writer] > 0: the writer appends runs of up to that many
+	// AppendAsync records, then Syncs; a crash may keep any prefix of its
+	// run in flight.
+	asyncRun map[uint32]int
 }
 
 func newLogModel() *logModel {
-	return &logModel{acked: map[uint64]ackRec{}, maxAcked: map[uint32]uint64{}, prev: map[uint64]uint32{}}
+	return &logModel{acked: map[uint64]ackRec{}, maxAcked: map[uint32]uint64{}, prev: map[uint64]uint32{}, asyncRun: map[uint32]int{}}
 }
 
 func (m *logModel) ack(lsn uint64, r ackRec) {
@@ -334,7 +338,8 @@ func (m *logModel) check(recs []Record, first, last uint64) []string {
 	}
 
 	// Records nobody acknowledged are a writer's one append in flight: the
-	// batch right after its last acknowledged one.
+	// batch right after its last acknowledged one (or, for a writer of
+	// AppendAsync runs, records of the run after its last Sync).
 	for lsn, info := range byLSN {
 		if _, ok := m.acked[lsn]; ok {
 			continue
@@ -342,7 +347,15 @@ func (m *logModel) check(recs []Record, first, last uint64) []string {
 		if _, ok := m.prev[lsn]; ok {
 			continue
 		}
-		if next := m.maxAcked[info.writer]; info.batchStart() != next {
+		next := m.maxAcked[info.writer]
+		if run := m.asyncRun[info.writer]; run > 0 {
+			if info.seq < next || info.seq >= next+uint64(run) {
+				add("lsn %d: async writer %d seq %d was never synced and is not in its run in flight (next seq %d, run %d)",
+					lsn, info.writer, info.seq, next, run)
+			}
+			continue
+		}
+		if info.batchStart() != next {
 			add("lsn %d: writer %d seq %d was never acknowledged and is not its append in flight (next seq %d)",
 				lsn, info.writer, info.seq, next)
 		}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -109,7 +110,11 @@ var errRetry = errors.New("wal: retry")
 // batch; its batches are submitted only after the old segment's chains
 // completed (pumpLocked).
 func (w *WAL) rotateLocked() error {
+	// The old segment's records must be durable before the new one's: a
+	// chain on the new file syncs only that file.
+	w.requestSyncLocked()
 	w.closeOpenLocked()
+	w.pumpLocked()
 	w.rotating = true
 	w.mu.Unlock()
 	p, err := w.prep.get(w.closeCtx)
@@ -169,6 +174,11 @@ type preparer struct {
 	quit  chan struct{}
 	done  chan struct{}
 
+	// hurry is set while a rotation waits: a zero-fill in progress stops
+	// and fallocates the rest of the file, so a rotation never waits for a
+	// segment's worth of zeros (the unfilled part syncs a little slower).
+	hurry atomic.Bool
+
 	mu   sync.Mutex
 	seq  int
 	back *prepared // a prepared file given back by a rotation that could not use it
@@ -211,6 +221,7 @@ func (p *preparer) run() {
 		res.p, res.err = p.prepare()
 		select {
 		case p.ready <- res:
+			p.hurry.Store(false)
 		case <-p.quit:
 			if res.p != nil {
 				res.p.f.Close()
@@ -232,7 +243,7 @@ func (p *preparer) prepare() (*prepared, error) {
 	seq := p.seq
 	p.mu.Unlock()
 	path := filepath.Join(p.w.dir, fmt.Sprintf("prepare-%d%s", seq, segment.TempFileSuffix))
-	f, err := createPrepared(path, p.w.opts.SegmentSize, p.w.opts.Prealloc, p.quit)
+	f, err := createPrepared(path, p.w.opts.SegmentSize, p.w.opts.Prealloc, p.quit, &p.hurry)
 	if err != nil {
 		return nil, err
 	}
@@ -248,8 +259,9 @@ var errStopped = errors.New("wal: segment preparation stopped")
 
 // createPrepared creates a file of size bytes whose content reads as zeros
 // and is durable.
-// A close of stop (nil: never) abandons the work.
-func createPrepared(path string, size int64, mode Prealloc, stop <-chan struct{}) (*os.File, error) {
+// A close of stop (nil: never) abandons the work. Once hurry (nil: never) is
+// set, a zero-fill stops and the rest of the file is fallocated.
+func createPrepared(path string, size int64, mode Prealloc, stop <-chan struct{}, hurry *atomic.Bool) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
@@ -272,6 +284,12 @@ func createPrepared(path string, size int64, mode Prealloc, stop <-chan struct{}
 				return fail(errStopped)
 			default:
 			}
+			if hurry != nil && hurry.Load() {
+				if err := unix.Fallocate(int(f.Fd()), 0, off, size-off); err != nil {
+					return fail(fmt.Errorf("fallocate %s: %w", path, err))
+				}
+				break
+			}
 			n := min(int64(len(zeros)), size-off)
 			if _, err := f.WriteAt(zeros[:n], off); err != nil {
 				return fail(err)
@@ -291,6 +309,7 @@ func createPrepared(path string, size int64, mode Prealloc, stop <-chan struct{}
 // failure it met earlier (a disk full then, freed since) is dropped and the
 // next attempt, made now, is awaited instead.
 func (p *preparer) get(ctx context.Context) (*prepared, error) {
+	p.hurry.Store(true)
 	for fresh := false; ; fresh = true {
 		p.kick()
 		select {

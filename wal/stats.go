@@ -38,10 +38,14 @@ func (s *stats) noteInFlight(n int) {
 
 func (s *stats) noteBatch(b *batch, lat time.Duration) {
 	s.mu.Lock()
-	s.batches++
-	s.records += uint64(b.nrec)
-	s.bytes += uint64(b.bytes)
-	s.syncs++
+	if b.nrec > 0 { // not a sync-only chain
+		s.batches++
+		s.records += uint64(b.nrec)
+		s.bytes += uint64(b.bytes)
+	}
+	if b.sync {
+		s.syncs++
+	}
 	if b.syncDir {
 		s.syncs++
 	}
@@ -54,9 +58,9 @@ func (s *stats) noteBatch(b *batch, lat time.Duration) {
 type Stats struct {
 	Backend  Backend // BackendURing or BackendPwrite
 	Appends  uint64  // records acknowledged to Append/AppendBatch callers
-	Records  uint64  // records made durable
-	Bytes    uint64  // payload bytes made durable
-	Batches  uint64  // chains completed (write + fdatasync)
+	Records  uint64  // records written by completed chains
+	Bytes    uint64  // payload bytes written by completed chains
+	Batches  uint64  // chains with records completed (write + fdatasync, or write only for AppendAsync records)
 	Fsyncs   uint64  // fdatasync/fsync calls completed successfully
 	AvgBatch float64 // records per batch
 

@@ -113,6 +113,7 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 	w.nextSeq = s.hdr.Seq + 1
 	w.nextLSN = lsn + 1
 	w.durable.Store(lsn)
+	w.writtenTo, w.syncedTo, w.wantSync, w.unsyncedSeg = lsn, lsn, lsn, nil
 	w.tail = end
 	w.enc = segment.NewEncoder(s.hdr.Salt, min(s.maxEpoch, maxEpoch-1)+1, w.opts.MaxRecordSize)
 	w.log.Info("wal truncated back", "lsn", lsn, "segment", s.name)
@@ -137,7 +138,7 @@ func (w *WAL) truncFailLocked(err error) error {
 // part of that batch for an incomplete batch and drop it.
 func (w *WAL) rewriteSegment(s *segFile, end, lastOff int64, lastLen int) error {
 	tmp := s.path + segment.TempFileSuffix
-	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, nil)
+	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,12 @@
 // durable: its batch's write and fdatasync succeeded, and so did those of
 // every batch before it.
 //
+// A batch that holds only AppendAsync records (nobody waits for them) is
+// written without the fdatasync; the next chain that syncs (an Append's, a
+// Sync's, a rotation's or Close's) is submitted only after those writes
+// completed, on the same file, so its fdatasync covers them. Bulk loads thus
+// pay one fdatasync per Sync, not one per batch.
+//
 // Where io_uring is unavailable (or BackendPwrite is asked for), the same
 // format is written with pwrite + fdatasync from MaxInFlight flushers, with
 // the same group commit and the same guarantees.
@@ -101,23 +107,29 @@ type WAL struct {
 	failed error
 	closed bool
 
-	segs       []*segFile // in LSN order; the last is active
-	active     *segFile
-	enc        *segment.Encoder
-	nextLSN    uint64
-	nextSeq    uint64
-	durable    atomic.Uint64 // every LSN <= durable is acknowledged
-	firstLSN   atomic.Uint64
-	open       *batch   // being filled
-	pending    []*batch // sealed, not yet submitted (FIFO)
-	inflight   int      // submitted chains not yet completed
-	infSeg     *segFile // segment of the chains in flight
-	infHdr     bool     // the chain in flight carries its segment's header: it is alone
-	spare      []uint16 // acquired buffers not yet in a batch
-	truncBusy  bool     // TruncateBack in progress: appends wait
-	rotating   bool     // an appender is switching segments: others wait
-	prepKicked bool     // the next segment was asked for
-	tail       int64    // segment offset where the next frame goes
+	segs     []*segFile // in LSN order; the last is active
+	active   *segFile
+	enc      *segment.Encoder
+	nextLSN  uint64
+	nextSeq  uint64
+	durable  atomic.Uint64 // every LSN <= durable is acknowledged
+	firstLSN atomic.Uint64
+	open     *batch   // being filled
+	pending  []*batch // sealed, not yet submitted (FIFO)
+	inflight int      // submitted chains not yet completed
+	infSeg   *segFile // segment of the chains in flight
+	infHdr   bool     // the chain in flight carries its segment's header: it is alone
+	// Write-only chains (records nobody waits for yet, see batch.needSync).
+	writtenTo      uint64   // lastLSN of the newest submitted chain
+	syncedTo       uint64   // lastLSN of the newest submitted chain that syncs
+	wantSync       uint64   // records up to here must be made durable (Sync, rotation, drain)
+	unsyncedSeg    *segFile // segment of written records no submitted sync covers yet
+	nosyncInflight int      // write-only chains in flight
+	spare          []uint16 // acquired buffers not yet in a batch
+	truncBusy      bool     // TruncateBack in progress: appends wait
+	rotating       bool     // an appender is switching segments: others wait
+	prepKicked     bool     // the next segment was asked for
+	tail           int64    // segment offset where the next frame goes
 
 	submitted chan *batch // FIFO of submitted chains, read by the completer
 	compDone  chan struct{}

@@ -8,8 +8,11 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -723,21 +726,172 @@ func TestAppendAsyncAndSync(t *testing.T) {
 	})
 }
 
+// TestSyncReportsFailure: a failed write of AppendAsync records (their
+// chains carry no fdatasync) and a failed fdatasync of the chain a Sync
+// asked for are both reported by Sync.
 func TestSyncReportsFailure(t *testing.T) {
-	backends(t, func(t *testing.T, be Backend) {
-		o := smallOpts(be)
-		fr := &faultRing{n: 3, fault: "eio-fsync"}
-		o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { fr.inner = s; return fr }
-		w, err := Open(t.TempDir(), o)
-		require.NoError(t, err)
-		defer w.Close()
-		for range 500 {
-			if _, err := w.AppendAsync(make([]byte, 3000)); err != nil {
-				break
+	for _, fr := range []*faultRing{
+		{n: 3, fault: "eio-write"},
+		{n: 1, fault: "eio-fsync", syncsOnly: true}, // chain 0 carried the header
+	} {
+		t.Run(fr.fault, func(t *testing.T) {
+			backends(t, func(t *testing.T, be Backend) {
+				fr := &faultRing{n: fr.n, fault: fr.fault, syncsOnly: fr.syncsOnly}
+				o := smallOpts(be)
+				o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { fr.inner = s; return fr }
+				w, err := Open(t.TempDir(), o)
+				require.NoError(t, err)
+				defer w.Close()
+				for range 500 {
+					if _, err := w.AppendAsync(make([]byte, 3000)); err != nil {
+						break
+					}
+				}
+				err = w.Sync()
+				require.ErrorIs(t, err, ErrFailed)
+				assert.ErrorIs(t, err, syscall.EIO)
+			})
+		})
+	}
+}
+
+// syncOrderRing delays the completion of write-only chains (AppendAsync
+// records, no fdatasync) and checks the rule that makes them safe: a chain
+// that syncs is submitted only once every write-only chain before it has
+// completed, because an fdatasync covers only writes finished before it.
+type syncOrderRing struct {
+	inner ring.Submitter
+	t     *testing.T
+
+	mu          sync.Mutex
+	outstanding map[int]int  // fd -> write-only chains not yet completed
+	dirty       map[int]bool // fd -> written by a completed write-only chain, no sync submitted since
+	writeOnly   atomic.Int64
+	syncing     atomic.Int64
+	rng         *rand.Rand
+}
+
+func (s *syncOrderRing) Submit(ops []ring.Op) (ring.Completion, error) {
+	syncs := slices.ContainsFunc(ops, func(op ring.Op) bool { return op.Kind == ring.Fdatasync })
+	s.mu.Lock()
+	if syncs {
+		s.syncing.Add(1)
+		for fd, n := range s.outstanding {
+			if n > 0 {
+				s.t.Errorf("a chain that syncs fd %d was submitted while %d write-only chains on fd %d were in flight", ops[len(ops)-1].Fd, n, fd)
 			}
 		}
-		err = w.Sync()
-		require.ErrorIs(t, err, ErrFailed)
-		assert.ErrorIs(t, err, syscall.EIO)
+		fd := ops[0].Fd // every op of a chain but a directory fsync is on the segment
+		for other, d := range s.dirty {
+			if d && other != fd {
+				s.t.Errorf("a chain that syncs fd %d was submitted while fd %d holds written, unsynced records", fd, other)
+			}
+		}
+		delete(s.dirty, fd)
+	} else {
+		s.writeOnly.Add(1)
+		s.outstanding[ops[0].Fd]++
+	}
+	delay := time.Duration(s.rng.IntN(1500)) * time.Microsecond
+	s.mu.Unlock()
+	c, err := s.inner.Submit(ops)
+	if err != nil || syncs {
+		return c, err
+	}
+	fc := &fakeCompletion{done: make(chan struct{})}
+	go func() {
+		<-c.Done()
+		time.Sleep(delay)
+		fc.res = c.Results()
+		s.mu.Lock()
+		s.outstanding[ops[0].Fd]--
+		s.dirty[ops[0].Fd] = true
+		s.mu.Unlock()
+		close(fc.done) // the log sees the completion only after the count dropped
+	}()
+	return fc, nil
+}
+
+// TestAsyncChainsWithoutSync: AppendAsync records go out in chains without
+// an fdatasync; Sync, Append, rotation and Close each get one that covers
+// them, submitted only after those writes completed; every record reads
+// back after a reopen.
+func TestAsyncChainsWithoutSync(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		o.SegmentSize, o.MaxInFlight = 256<<10, 4
+		so := &syncOrderRing{t: t, outstanding: map[int]int{}, dirty: map[int]bool{}, rng: rand.New(rand.NewPCG(1, 2))}
+		o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { so.inner = s; return so }
+		w := openT(t, dir, o)
+		var wg sync.WaitGroup
+		var total atomic.Int64
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 400 {
+					p := payload(uint64(g*1000+i), 100+(g*131+i*17)%3000)
+					var err error
+					switch {
+					case g == 0 && i%50 == 49:
+						_, err = w.Append(p)
+					case i%100 == 99:
+						if _, err = w.AppendAsync(p); err == nil {
+							err = w.Sync()
+						}
+					default:
+						_, err = w.AppendAsync(p)
+					}
+					if !assert.NoError(t, err) {
+						return
+					}
+					total.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		st := w.Stats()
+		require.NoError(t, w.Close())
+		for fd, d := range so.dirty {
+			assert.False(t, d, "Close left fd %d with written, unsynced records", fd)
+		}
+		n := uint64(total.Load())
+		t.Logf("chains: %d write-only, %d syncing; %d rotations", so.writeOnly.Load(), so.syncing.Load(), st.Rotations)
+		assert.Greater(t, st.Rotations, uint64(5), "records crossed segment boundaries")
+		assert.Greater(t, so.writeOnly.Load(), so.syncing.Load(), "most AppendAsync records went out without an fdatasync")
+
+		w = openT(t, dir, o)
+		defer w.Close()
+		assert.Equal(t, n, w.LastLSN(), "Close made every async record durable")
+		recs, err := readLog(w)
+		require.NoError(t, err)
+		require.Len(t, recs, int(n))
 	})
+}
+
+// TestCreatePreparedHurry: a zero-fill that is told to hurry stops writing
+// zeros and fallocates the rest; the file still has the full size, reads as
+// zeros and has its blocks reserved.
+func TestCreatePreparedHurry(t *testing.T) {
+	const size = 8 << 20
+	for _, hurried := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hurry=%v", hurried), func(t *testing.T) {
+			var hurry atomic.Bool
+			hurry.Store(hurried)
+			path := filepath.Join(t.TempDir(), "p.tmp")
+			start := time.Now()
+			f, err := createPrepared(path, size, PreallocZero, nil, &hurry)
+			require.NoError(t, err)
+			defer f.Close()
+			t.Logf("prepared in %v", time.Since(start))
+			var st syscall.Stat_t
+			require.NoError(t, syscall.Fstat(int(f.Fd()), &st))
+			assert.Equal(t, int64(size), st.Size)
+			assert.GreaterOrEqual(t, st.Blocks*512, int64(size), "space reserved")
+			data, err := os.ReadFile(path)
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(data, make([]byte, size)), "reads as zeros")
+		})
+	}
 }
