@@ -530,8 +530,14 @@ func (w *WAL) submitLocked(b *batch) error {
 		off += int64(p.n)
 	}
 	b.sync = w.syncsLocked(b)
-	if b.sync {
+	switch {
+	case b.sync:
 		ops = append(ops, ring.Op{Kind: ring.Fdatasync, Fd: fd})
+	case off > b.offset:
+		// Write-only: start writeback now, so the fdatasync that will
+		// cover these pages (a Sync's, the rotation's) has little left to
+		// write and bulk data streams to the disk as it is appended.
+		ops = append(ops, ring.Op{Kind: ring.SyncRange, Fd: fd, Offset: b.offset, Size: uint32(off - b.offset)})
 	}
 	if b.syncDir {
 		ops = append(ops, ring.Op{Kind: ring.Fsync, Fd: int(w.dirFile.Fd())})

@@ -16,6 +16,9 @@ type fileIO interface {
 	Pwrite(fd int, p []byte, off int64) (int, error)
 	Fdatasync(fd int) error
 	Fsync(fd int) error
+	// SyncRange starts writeback of [off, off+n); it promises nothing
+	// about durability.
+	SyncRange(fd int, off, n int64) error
 }
 
 type osFileIO struct{}
@@ -32,6 +35,9 @@ func (osFileIO) Pwrite(fd int, p []byte, off int64) (int, error) {
 
 func (osFileIO) Fdatasync(fd int) error { return unix.Fdatasync(fd) }
 func (osFileIO) Fsync(fd int) error     { return unix.Fsync(fd) }
+func (osFileIO) SyncRange(fd int, off, n int64) error {
+	return unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
 
 // pwriteSubmitter runs chains with ordinary syscalls on a fixed set of
 // flusher goroutines, so that several chains overlap like io_uring chains
@@ -128,6 +134,11 @@ func (s *pwriteSubmitter) exec(j *pwriteJob) {
 			failed = r != 0
 		case ring.Fsync:
 			if err := s.io.Fsync(op.Fd); err != nil {
+				r = -int32(errnoOf(err))
+			}
+			failed = r != 0
+		case ring.SyncRange:
+			if err := s.io.SyncRange(op.Fd, op.Offset, int64(op.Size)); err != nil {
 				r = -int32(errnoOf(err))
 			}
 			failed = r != 0

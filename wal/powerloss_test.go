@@ -232,6 +232,10 @@ func (c *crashFS) Pwrite(fd int, p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// SyncRange only starts writeback: the simulated disk keeps treating the
+// range as unsynced.
+func (c *crashFS) SyncRange(fd int, off, n int64) error { return nil }
+
 func (c *crashFS) Fdatasync(fd int) error {
 	c.wait(900) // syncs are the slow calls
 	c.mu.Lock()

@@ -49,6 +49,11 @@ const (
 	// Fsync flushes Fd's data and all metadata (IORING_OP_FSYNC). Used for
 	// directories.
 	Fsync
+	// SyncRange starts writeback of Fd's dirty pages in [Offset,
+	// Offset+Size) and returns without waiting for it
+	// (IORING_OP_SYNC_FILE_RANGE with SYNC_FILE_RANGE_WRITE). It makes
+	// nothing durable; it keeps a later fdatasync short.
+	SyncRange
 )
 
 func (k Kind) String() string {
@@ -65,6 +70,8 @@ func (k Kind) String() string {
 		return "fdatasync"
 	case Fsync:
 		return "fsync"
+	case SyncRange:
+		return "sync_file_range"
 	}
 	return fmt.Sprintf("op(%d)", uint8(k))
 }
@@ -75,8 +82,9 @@ func (k Kind) IsWrite() bool { return k == WriteFixed || k == Write }
 // IsRead reports whether k reads data.
 func (k Kind) IsRead() bool { return k == ReadFixed || k == Read }
 
-// IsSync reports whether k is a flush.
-func (k Kind) IsSync() bool { return k == Fdatasync || k == Fsync }
+// IsSync reports whether k is a flush or a writeback start: an op with no
+// buffer that succeeds with 0.
+func (k Kind) IsSync() bool { return k == Fdatasync || k == Fsync || k == SyncRange }
 
 // Op is one submission queue entry.
 type Op struct {
@@ -85,6 +93,7 @@ type Op struct {
 	Buf      []byte // data to write or room to read; nil for syncs
 	BufIndex uint16 // registered buffer that holds Buf (fixed ops only)
 	Offset   int64
+	Size     uint32 // bytes of the range (SyncRange only)
 }
 
 // Len is the number of bytes the op must transfer (0 for syncs).

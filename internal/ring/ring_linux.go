@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	iouring "github.com/iceber/iouring-go"
+	"golang.org/x/sys/unix"
 	iouring_syscall "github.com/iceber/iouring-go/syscall"
 )
 
@@ -156,6 +157,10 @@ func validate(op Op) error {
 			return fmt.Errorf("ring: %v of %d bytes is too large", op.Kind, len(op.Buf))
 		}
 	case Fdatasync, Fsync:
+	case SyncRange:
+		if op.Size == 0 || op.Offset < 0 {
+			return fmt.Errorf("ring: %v of %d bytes at offset %d", op.Kind, op.Size, op.Offset)
+		}
 	default:
 		return fmt.Errorf("ring: unknown op %v", op.Kind)
 	}
@@ -187,6 +192,9 @@ func prep(op Op, link bool) iouring.PrepRequest {
 			sqe.SetOpFlags(iouring_syscall.IORING_FSYNC_DATASYNC)
 		case Fsync:
 			sqe.PrepOperation(iouring_syscall.IORING_OP_FSYNC, int32(op.Fd), 0, 0, 0)
+		case SyncRange:
+			sqe.PrepOperation(iouring_syscall.IORING_OP_SYNC_FILE_RANGE, int32(op.Fd), 0, op.Size, uint64(op.Offset))
+			sqe.SetOpFlags(unix.SYNC_FILE_RANGE_WRITE)
 		}
 		if link {
 			sqe.SetFlags(iouring_syscall.IOSQE_FLAGS_IO_LINK)

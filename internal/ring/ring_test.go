@@ -1,0 +1,50 @@
+//go:build linux
+
+package ring
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSyncRangeChain: a write linked to a SyncRange succeeds with 0 for the
+// range op and the data reads back; a SyncRange on a bad descriptor fails
+// with the errno, as an *OpError.
+func TestSyncRangeChain(t *testing.T) {
+	r, err := New(8)
+	require.NoError(t, err)
+	defer r.Close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	require.NoError(t, err)
+	defer f.Close()
+	fd := int(f.Fd())
+	data := []byte("sync_file_range after a write")
+	ops := []Op{
+		{Kind: Write, Fd: fd, Buf: data, Offset: 4096},
+		{Kind: SyncRange, Fd: fd, Offset: 4096, Size: uint32(len(data))},
+	}
+	c, err := r.Submit(ops)
+	require.NoError(t, err)
+	require.NoError(t, Wait(c, ops))
+	got := make([]byte, len(data))
+	_, err = f.ReadAt(got, 4096)
+	require.NoError(t, err)
+	assert.Equal(t, data, got)
+
+	bad := []Op{{Kind: SyncRange, Fd: 1 << 20, Offset: 0, Size: 4096}}
+	c, err = r.Submit(bad)
+	require.NoError(t, err)
+	err = Wait(c, bad)
+	var oe *OpError
+	require.ErrorAs(t, err, &oe)
+	assert.Equal(t, SyncRange, oe.Kind)
+	assert.ErrorIs(t, err, syscall.EBADF)
+
+	_, err = r.Submit([]Op{{Kind: SyncRange, Fd: fd, Offset: 0, Size: 0}})
+	assert.Error(t, err, "an empty range is refused before submission")
+}
