@@ -10,8 +10,8 @@ import (
 	"unsafe"
 
 	iouring "github.com/iceber/iouring-go"
-	"golang.org/x/sys/unix"
 	iouring_syscall "github.com/iceber/iouring-go/syscall"
+	"golang.org/x/sys/unix"
 )
 
 // Ring is one io_uring instance. It is safe for concurrent use.
