@@ -47,8 +47,8 @@ type batch struct {
 	submitAt time.Time
 
 	// Completion, guarded by mu: appenders wait on cond until finished.
-	// Whoever sees the batch finished with no waiter left (finish, wait or
-	// leave) puts it back in batchPool, so batches cost no allocation in
+	// Whoever sees the batch finished with no waiter left (finish or wait)
+	// puts it back in batchPool, so batches cost no allocation in
 	// steady state.
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -76,22 +76,6 @@ func (b *batch) finish(err error) {
 	}
 	b.mu.Unlock()
 	if unused {
-		batchPool.Put(b)
-	}
-}
-
-// leave drops an appender that does not wait for b (AppendAsync). Whoever
-// sees b finished with no waiters left recycles it: exactly one of leave,
-// wait and finish does.
-func (b *batch) leave() {
-	b.mu.Lock()
-	b.waiters--
-	last := b.waiters == 0 && b.finished
-	if last {
-		b.reset()
-	}
-	b.mu.Unlock()
-	if last {
 		batchPool.Put(b)
 	}
 }
@@ -156,12 +140,8 @@ func (w *WAL) AppendBatch(recs [][]byte) (uint64, error) {
 // it, and never leaving a gap. Bulk loads use it: many AppendAsync, one Sync.
 func (w *WAL) AppendAsync(p []byte) (uint64, error) {
 	one := [1][]byte{p}
-	first, b, err := w.enqueue(one[:], false)
-	if err != nil {
-		return 0, err
-	}
-	b.leave()
-	return first, nil
+	first, _, err := w.enqueue(one[:], false)
+	return first, err
 }
 
 // Sync blocks until every record appended before the call is durable,
@@ -341,11 +321,14 @@ func (w *WAL) layLocked(recs [][]byte, durable bool) (uint64, *batch, error) {
 		b.bytes += int64(len(p))
 	}
 	b.pieces[len(b.pieces)-1].n = w.enc.Len()
-	// Counted before the batch can be sealed (w.mu), under b.mu because
-	// AppendAsync callers leave while the batch is still open.
-	b.mu.Lock()
-	b.waiters++
-	b.mu.Unlock()
+	// A waiter is counted before the batch can be sealed (w.mu), under b.mu
+	// because waiters of a finished batch count down under it. AppendAsync
+	// callers are not counted: they never touch the batch again.
+	if durable {
+		b.mu.Lock()
+		b.waiters++
+		b.mu.Unlock()
+	}
 	w.commitLaidLocked(b, len(recs))
 	return first, b, nil
 }
