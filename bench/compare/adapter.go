@@ -90,6 +90,7 @@ func experiments() []*Adapter {
 		ringwalVariant("ringwal-uring-if8", true, "MaxInFlight 8", wal.Options{MaxInFlight: 8}),
 		ringwalVariant("ringwal-uring-falloc", true, "Prealloc fallocate", wal.Options{Prealloc: wal.PreallocFallocate}),
 		ringwalVariant("ringwal-pwrite-if1", false, "MaxInFlight 1", wal.Options{MaxInFlight: 1}),
+		ringwalVariant("ringwal-pwrite-falloc", false, "Prealloc fallocate", wal.Options{Prealloc: wal.PreallocFallocate}),
 	}
 }
 
