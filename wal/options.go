@@ -92,6 +92,17 @@ type Options struct {
 	Prealloc Prealloc
 	// Recovery says what Open does on corruption (default RecoverStrict).
 	Recovery RecoveryMode
+	// VerifyOnOpen makes Open read and verify every record of every
+	// segment. By default Open checks every segment's header and the
+	// continuity of sequence numbers and base LSNs, and reads only the last
+	// segment (where a crash can leave a torn tail); the records of sealed
+	// segments are verified when they are read (Read and Reader return a
+	// *segment.CorruptionError naming segment and offset) or by
+	// `walctl verify`. Sealed segments were synced whole before the next
+	// segment got its first record, so skipping them at Open skips nothing
+	// a crash can damage. RecoverTruncate always verifies everything: it
+	// must find where to cut.
+	VerifyOnOpen bool
 	// Logger receives rare events: recovery actions, rotation, failures
 	// (default: discard).
 	Logger *slog.Logger

@@ -31,6 +31,18 @@ func (w *WAL) Read(lsn uint64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrNotFound, lsn, first, last)
 	}
 	s := w.findSegLocked(lsn)
+	if s != nil && s.lazy.Load() {
+		// A sealed segment Open did not read: index it (verifying every
+		// record) without holding up appends, then look again.
+		w.mu.Unlock()
+		if err := w.indexSeg(s); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, fmt.Errorf("%w: %d (truncated)", ErrNotFound, lsn)
+			}
+			return nil, fmt.Errorf("wal: read lsn %d: %w", lsn, err)
+		}
+		return w.Read(lsn)
+	}
 	var off int64
 	var n int
 	ok := false
@@ -146,7 +158,17 @@ func (r *Reader) open() error {
 	s := w.findSegLocked(r.next)
 	var off int64
 	ok := false
-	if s != nil {
+	switch {
+	case s == nil:
+	case s.lazy.Load() && r.next == s.base():
+		off, ok = segment.DataOffset, true // no index needed
+	case s.lazy.Load():
+		w.mu.Unlock()
+		if err := w.indexSeg(s); err != nil {
+			return fmt.Errorf("wal: index %s: %w", s.name, err)
+		}
+		return r.open()
+	default:
 		off, _, ok = s.locate(r.next)
 	}
 	w.mu.Unlock()

@@ -89,7 +89,8 @@ func (w *WAL) recover() error {
 	var prev *segFile
 	for i, base := range bases {
 		last := i == len(bases)-1
-		s, stop, err := w.recoverSegment(base, prev, last)
+		full := last || w.opts.VerifyOnOpen || w.opts.Recovery == RecoverTruncate
+		s, stop, err := w.recoverSegment(base, prev, last, full)
 		if err != nil {
 			return err
 		}
@@ -107,6 +108,25 @@ func (w *WAL) recover() error {
 		}
 	}
 
+	if n := len(w.segs); n > 0 && w.segs[n-1].lazy.Load() {
+		// The segment after it was removed (defensive: rule 3 leaves a
+		// last segment that holds records): this one is the last now and
+		// is read whole, its torn tail cut.
+		s := w.segs[n-1]
+		w.segs = w.segs[:n-1]
+		_ = s.close()
+		var pp *segFile
+		if n > 1 {
+			pp = w.segs[n-2]
+		}
+		s, _, err := w.recoverSegment(s.base(), pp, true, true)
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			w.segs = append(w.segs, s)
+		}
+	}
 	if len(w.segs) == 0 {
 		base := uint64(1)
 		if firstBase != 0 {
@@ -173,9 +193,10 @@ func holdsNothing(path string) (string, error) {
 	return fmt.Sprintf("damaged header (%v) and nothing written after it", err), nil
 }
 
-// recoverSegment opens and scans one segment. It returns the segment (nil
+// recoverSegment opens and scans one segment (only its header unless full:
+// then it is lazy, see Options.VerifyOnOpen). It returns the segment (nil
 // when it was removed) and whether recovery must stop after it.
-func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, bool, error) {
+func (w *WAL) recoverSegment(base uint64, prev *segFile, last, full bool) (*segFile, bool, error) {
 	name := segment.FileName(base)
 	path := filepath.Join(w.dir, name)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -193,7 +214,7 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, b
 		return nil, false, fmt.Errorf("wal: stat segment: %w", err)
 	}
 	var ra io.ReaderAt = f
-	if w.reads != nil {
+	if w.reads != nil && full {
 		pf := newPrefetchReader(w.reads, f, fi.Size())
 		defer pf.Close()
 		ra = pf
@@ -216,6 +237,9 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, b
 	}
 	s := &segFile{name: name, path: path, hdr: r.Header(), f: f, fd: int(f.Fd())}
 	if prev != nil {
+		if prev.lazy.Load() {
+			prev.lazyLast = base - 1 // its records are checked when read
+		}
 		switch {
 		case s.hdr.Seq != prev.hdr.Seq+1:
 			return w.onCorrupt(name, base, &segment.CorruptionError{Segment: name, Offset: 0, LSN: base,
@@ -224,6 +248,11 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, b
 			return w.onCorrupt(name, base, &segment.CorruptionError{Segment: name, Offset: 0, LSN: base,
 				Reason: fmt.Sprintf("base lsn %d does not follow lsn %d, the last of %s: records are missing", base, prev.last(), prev.name)})
 		}
+	}
+	if !full {
+		s.lazy.Store(true)
+		keep = true
+		return s, false, nil
 	}
 	// The first frame of an atomic batch whose last frame has not been
 	// read yet: a cut must not keep part of a batch.
@@ -268,7 +297,7 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last bool) (*segFile, b
 				"offset", ce.Offset, "reason", ce.Reason, "cut_offset", cutOff, "cut_lsn", cutLSN)
 			s.end = cutOff
 			if n := int(cutLSN - s.base()); cutLSN >= s.base() && n < len(s.index) {
-				s.index = s.index[:n]
+				s.setIndex(s.index[:n])
 			}
 			// Keep the bytes for an operator before dropping them.
 			if err := w.keepCopy(s); err != nil {
@@ -349,7 +378,7 @@ func (w *WAL) cutTail(s *segFile, torn *segment.TornTailError) error {
 	// Records of an incomplete atomic batch were indexed before the reader
 	// saw it was incomplete: drop them.
 	if torn.LSN >= s.base() && torn.LSN <= s.last() {
-		s.index = s.index[:torn.LSN-s.base()]
+		s.setIndex(s.index[:torn.LSN-s.base()])
 	}
 	return w.zeroRange(s, torn.Offset, torn.End)
 }

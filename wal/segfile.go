@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -35,10 +36,20 @@ type segFile struct {
 
 	// index[i] locates record hdr.BaseLSN+i: frame offset << 32 | payload
 	// length. Entries are added when records are laid into a batch; readers
-	// only look at LSNs that are durable.
+	// only look at LSNs that are durable. index is guarded by the log's mu;
+	// count mirrors len(index) for last(), which readers call without it.
 	index    []uint64
+	count    atomic.Uint64
 	maxEpoch uint16
 	end      int64 // end of the last record, as found by recovery
+
+	// A sealed segment Open did not read (see Options.VerifyOnOpen) has no
+	// index yet: lazy is set and its last LSN, lazyLast, is the next
+	// segment's base - 1 (fixed by Open). indexSeg reads it on first need
+	// and clears lazy after installing the index. idxMu serializes that.
+	lazy     atomic.Bool
+	lazyLast uint64
+	idxMu    sync.Mutex
 
 	// hdrPending holds the header bytes of a new segment until the first
 	// batch carries them to disk.
@@ -48,15 +59,28 @@ type segFile struct {
 func (s *segFile) base() uint64 { return s.hdr.BaseLSN }
 
 // last is the LSN of the last record laid (base-1 when empty).
-func (s *segFile) last() uint64 { return s.hdr.BaseLSN + uint64(len(s.index)) - 1 }
+func (s *segFile) last() uint64 {
+	if s.lazy.Load() {
+		return s.lazyLast
+	}
+	return s.hdr.BaseLSN + s.count.Load() - 1
+}
 
 func (s *segFile) addIndex(off int64, n int) {
 	s.index = append(s.index, uint64(off)<<32|uint64(uint32(n)))
+	s.count.Store(uint64(len(s.index)))
 }
 
-// locate returns the frame offset and payload length of lsn.
+// setIndex replaces the index (under the log's mu).
+func (s *segFile) setIndex(idx []uint64) {
+	s.index = idx
+	s.count.Store(uint64(len(idx)))
+}
+
+// locate returns the frame offset and payload length of lsn. A lazy segment
+// must be indexed first (indexSeg).
 func (s *segFile) locate(lsn uint64) (int64, int, bool) {
-	if lsn < s.hdr.BaseLSN || lsn > s.last() {
+	if s.lazy.Load() || lsn < s.hdr.BaseLSN || lsn > s.last() {
 		return 0, 0, false
 	}
 	e := s.index[lsn-s.hdr.BaseLSN]
@@ -83,6 +107,87 @@ func (s *segFile) readAt(p []byte, off int64) error {
 	}
 	_, err := s.f.ReadAt(p, off)
 	return err
+}
+
+// indexSeg reads and verifies a lazy segment and installs its index. It is
+// called without w.mu. Damage found is reported as a *segment.CorruptionError
+// (and reported again on the next try: nothing is cached but success).
+func (w *WAL) indexSeg(s *segFile) error {
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	if !s.lazy.Load() {
+		return nil
+	}
+	last := s.lazyLast
+	ra := lockedReaderAt{s}
+	size, err := ra.size()
+	if err != nil {
+		return err
+	}
+	r, err := segment.NewReader(ra, size, segment.ReaderOptions{
+		MaxRecordSize: w.opts.MaxRecordSize,
+		FileBaseLSN:   s.base(),
+		Name:          s.name,
+	})
+	if err != nil {
+		return err
+	}
+	idx := make([]uint64, 0, last+1-s.base())
+	for {
+		rec, err := r.Next()
+		if err == nil {
+			if rec.LSN > last {
+				return &segment.CorruptionError{Segment: s.name, Offset: rec.Offset, LSN: rec.LSN,
+					Reason: fmt.Sprintf("record past the segment's end %d (the next segment starts at %d)", last, last+1)}
+			}
+			idx = append(idx, uint64(rec.Offset)<<32|uint64(uint32(len(rec.Payload))))
+			continue
+		}
+		var torn *segment.TornTailError
+		switch {
+		case errors.As(err, &torn):
+			return &segment.CorruptionError{Segment: s.name, Offset: torn.Offset, LSN: torn.LSN,
+				Reason: "damaged frames before the end of a sealed segment: " + torn.Reason}
+		case !errors.Is(err, io.EOF):
+			return err
+		}
+		break
+	}
+	if got := s.base() + uint64(len(idx)) - 1; got != last {
+		return &segment.CorruptionError{Segment: s.name, Offset: r.Offset(), LSN: got + 1,
+			Reason: fmt.Sprintf("segment ends at lsn %d, the next segment starts at %d: records are missing", got, last+1)}
+	}
+	w.mu.Lock()
+	s.setIndex(idx)
+	s.lazy.Store(false)
+	w.mu.Unlock()
+	return nil
+}
+
+// lockedReaderAt reads a segment's file under its fileMu, so TruncateFront
+// cannot close it mid-read (reads after that return ErrNotFound).
+type lockedReaderAt struct{ s *segFile }
+
+func (l lockedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	l.s.fileMu.RLock()
+	defer l.s.fileMu.RUnlock()
+	if l.s.f == nil {
+		return 0, ErrNotFound
+	}
+	return l.s.f.ReadAt(p, off)
+}
+
+func (l lockedReaderAt) size() (int64, error) {
+	l.s.fileMu.RLock()
+	defer l.s.fileMu.RUnlock()
+	if l.s.f == nil {
+		return 0, ErrNotFound
+	}
+	fi, err := l.s.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
 }
 
 // findSegLocked returns the segment holding lsn, or nil.

@@ -99,6 +99,19 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 		}
 	}
 	s := w.segs[k]
+	if s.lazy.Load() {
+		// A sealed segment Open did not read: index it first. Appends
+		// and other truncations wait (truncBusy); readers go on.
+		w.mu.Unlock()
+		err := w.indexSeg(s)
+		w.mu.Lock()
+		switch {
+		case w.closed:
+			return ErrClosed
+		case err != nil:
+			return fmt.Errorf("wal: TruncateBack: %w", err)
+		}
+	}
 	keep := int(min(lsn+1-s.base(), uint64(len(s.index))))
 	end, lastOff, lastLen := int64(segment.DataOffset), int64(-1), 0
 	if keep > 0 {
@@ -108,7 +121,7 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 	if err := w.rewriteSegment(s, end, lastOff, lastLen); err != nil {
 		return w.truncFailLocked(err)
 	}
-	s.index = s.index[:keep]
+	s.setIndex(s.index[:keep])
 	w.active = s
 	w.nextSeq = s.hdr.Seq + 1
 	w.nextLSN = lsn + 1

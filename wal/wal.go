@@ -138,11 +138,13 @@ type WAL struct {
 }
 
 // Open opens the log in dir, creating the directory and a first segment if
-// needed, and recovers it: every segment is checked in order, a torn tail in
-// the last one is cut (and zeroed, so its bytes can never reappear), and
-// corruption is reported as an error naming segment and offset (or cut, with
-// RecoverTruncate). The directory is locked against other writers
-// (ErrLocked).
+// needed, and recovers it: every segment's header and its continuity with
+// the one before are checked, the last segment is read whole, a torn tail in
+// it is cut (and zeroed, so its bytes can never reappear), and corruption is
+// reported as an error naming segment and offset (or cut, with
+// RecoverTruncate). The records of sealed segments are verified when read,
+// or here with Options.VerifyOnOpen. The directory is locked against other
+// writers (ErrLocked).
 func Open(dir string, opts Options) (*WAL, error) {
 	o, err := opts.withDefaults()
 	if err != nil {

@@ -513,18 +513,47 @@ func TestCorruptionIsReported(t *testing.T) {
 	require.NoError(t, err)
 	b := []byte{img[off] ^ 0x10}
 	patchFile(t, names[0], off, b)
+	damagedAt := int64(segment.DataOffset + 10*segment.FrameSize(400))
 
+	// By default Open reads only the last segment; the damage in a sealed
+	// one is reported, with segment and offset, by whatever reads it.
+	w := openT(t, dir, o)
+	r, err := w.NewReader(1)
+	require.NoError(t, err)
+	for lsn := uint64(1); lsn <= 10; lsn++ {
+		rec, err := r.Next()
+		require.NoError(t, err)
+		require.Equal(t, lsn, rec.LSN)
+	}
+	_, err = r.Next()
+	var ce *segment.CorruptionError
+	require.ErrorAs(t, err, &ce, "the reader stops at the damage")
+	assert.Equal(t, filepath.Base(names[0]), ce.Segment)
+	assert.Equal(t, damagedAt, ce.Offset)
+	require.NoError(t, r.Close())
+	_, err = w.Read(11)
+	require.ErrorAs(t, err, &ce, "Read verifies the sealed segment before using it")
+	assert.ErrorIs(t, err, segment.ErrCorrupt)
+	assert.Equal(t, filepath.Base(names[0]), ce.Segment)
+	assert.Equal(t, damagedAt, ce.Offset)
+	lsn, err := w.Append([]byte("appends go on"))
+	require.NoError(t, err)
+	require.NoError(t, w.TruncateBack(lsn-1))
+	require.NoError(t, w.Close())
+
+	// VerifyOnOpen: Open reads every segment and refuses the log.
+	o.VerifyOnOpen = true
 	_, err = Open(dir, o)
 	require.Error(t, err)
-	var ce *segment.CorruptionError
 	require.ErrorAs(t, err, &ce)
 	assert.ErrorIs(t, err, segment.ErrCorrupt)
 	assert.Equal(t, filepath.Base(names[0]), ce.Segment)
-	assert.Equal(t, int64(segment.DataOffset+10*segment.FrameSize(400)), ce.Offset)
+	assert.Equal(t, damagedAt, ce.Offset)
+	o.VerifyOnOpen = false
 
 	// The operator's choice: keep what is good.
 	o.Recovery = RecoverTruncate
-	w, err := Open(dir, o)
+	w, err = Open(dir, o)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(10), w.LastLSN())
 	require.NoError(t, w.Close())
@@ -894,4 +923,136 @@ func TestCreatePreparedHurry(t *testing.T) {
 			assert.True(t, bytes.Equal(data, make([]byte, size)), "reads as zeros")
 		})
 	}
+}
+
+// TestLazySealedSegments: after a reopen, sealed segments are read only when
+// needed - Read, a Reader starting inside one, TruncateBack into one - and
+// concurrent readers, appends and TruncateFront stay correct while that
+// happens. Records missing from the end of a sealed segment are reported
+// by whatever reads them (and by Open with VerifyOnOpen).
+func TestLazySealedSegments(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		const n = 1200
+		names := fillLog(t, dir, o, n, 300)
+		require.Greater(t, len(names), 4)
+
+		w := openT(t, dir, o)
+		var wg sync.WaitGroup
+		var stop atomic.Bool
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(g), 7))
+				for !stop.Load() {
+					lsn := 1 + uint64(rng.IntN(n))
+					data, err := w.Read(lsn)
+					if errors.Is(err, ErrNotFound) && lsn < w.FirstLSN() {
+						continue // truncated meanwhile
+					}
+					if !assert.NoError(t, err, "Read(%d)", lsn) {
+						return
+					}
+					assert.Equal(t, payload(lsn, 300), data)
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() { // a reader starting inside a sealed segment
+			defer wg.Done()
+			r, err := w.NewReader(37)
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer r.Close()
+			for lsn := uint64(37); lsn <= n; lsn++ {
+				rec, err := r.Next()
+				if errors.Is(err, ErrOutOfRange) {
+					return // TruncateFront overtook it
+				}
+				if !assert.NoError(t, err) || !assert.Equal(t, lsn, rec.LSN) {
+					return
+				}
+				assert.Equal(t, payload(lsn, 300), rec.Data)
+			}
+		}()
+		for i := range 50 {
+			_, err := w.Append(payload(uint64(n+1+i), 300))
+			require.NoError(t, err)
+			if i == 25 {
+				require.NoError(t, w.TruncateFront(400))
+				require.Greater(t, w.FirstLSN(), uint64(1), "segments were dropped")
+			}
+		}
+		stop.Store(true)
+		wg.Wait()
+
+		// TruncateBack into a sealed segment Open did not read.
+		first := w.FirstLSN()
+		target := first + 5
+		require.NoError(t, w.TruncateBack(target))
+		assert.Equal(t, target, w.LastLSN())
+		lsn, err := w.Append(payload(target+1, 300))
+		require.NoError(t, err)
+		assert.Equal(t, target+1, lsn)
+		require.NoError(t, w.Close())
+		w = openT(t, dir, o)
+		recs := readAll(t, w, w.FirstLSN())
+		require.Len(t, recs, int(target+2-first))
+		for _, r := range recs {
+			assert.Equal(t, payload(r.LSN, 300), r.Data)
+		}
+		require.NoError(t, w.Close())
+	})
+}
+
+// TestSealedSegmentMissingRecords: the last frames of a sealed segment
+// zeroed (a segment copied short, say). Open with VerifyOnOpen refuses the
+// log; the default Open accepts it and Read and Reader report the records
+// missing, naming the segment.
+func TestSealedSegmentMissingRecords(t *testing.T) {
+	dir := t.TempDir()
+	o := smallOpts(BackendPwrite)
+	names := fillLog(t, dir, o, 800, 300)
+	require.Greater(t, len(names), 3)
+	victim := names[1]
+	per := (o.SegmentSize - segment.DataOffset) / int64(segment.FrameSize(300))
+	// Zero the victim's last two frames.
+	from := segment.DataOffset + (per-2)*int64(segment.FrameSize(300))
+	patchFile(t, victim, from, make([]byte, 2*segment.FrameSize(300)))
+	lastOfVictim := 2 * uint64(per) // segments hold per records each
+	name := filepath.Base(victim)
+
+	o.VerifyOnOpen = true
+	_, err := Open(dir, o)
+	require.ErrorIs(t, err, segment.ErrCorrupt)
+	assert.ErrorContains(t, err, "missing")
+
+	o.VerifyOnOpen = false
+	w := openT(t, dir, o)
+	defer w.Close()
+	_, err = w.Read(lastOfVictim)
+	require.ErrorIs(t, err, segment.ErrCorrupt)
+	assert.ErrorContains(t, err, name)
+	assert.ErrorContains(t, err, "missing")
+	data, err := w.Read(lastOfVictim + 1)
+	require.NoError(t, err, "the next segment is whole")
+	assert.Equal(t, payload(lastOfVictim+1, 300), data)
+
+	r, err := w.NewReader(1)
+	require.NoError(t, err)
+	defer r.Close()
+	var got uint64
+	for {
+		rec, err := r.Next()
+		if err != nil {
+			require.ErrorIs(t, err, segment.ErrCorrupt)
+			assert.ErrorContains(t, err, name)
+			break
+		}
+		got = rec.LSN
+	}
+	assert.Equal(t, lastOfVictim-2, got, "the reader returns every record before the hole")
 }
