@@ -15,8 +15,8 @@ import (
 // appenders), several reads in flight ahead of the reader.
 
 const (
-	readChunk   = 256 << 10 // one READ_FIXED
-	readBuffers = 16        // registered read buffers shared by all readers
+	readChunk   = 512 << 10 // one READ_FIXED
+	readBuffers = 8         // registered read buffers shared by all readers (4 MiB)
 	readDepth   = 4         // chunks one reader keeps in flight or held
 )
 

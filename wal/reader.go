@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringwal/ringwal/segment"
 )
 
@@ -72,6 +74,9 @@ func (w *WAL) Read(lsn uint64) ([]byte, error) {
 	}
 	return payload, nil
 }
+
+// replayBuffer is the size of a Reader's reads (pwrite backend) and window.
+const replayBuffer = 1 << 20
 
 // Reader iterates over the log's records in LSN order. Next returns io.EOF
 // once it has returned every durable record; records appended later are
@@ -189,6 +194,9 @@ func (r *Reader) open() error {
 			return fmt.Errorf("wal: open %s: %w", s.name, err)
 		}
 		r.seg, r.f = s, f
+		// Replay reads a segment front to back: a larger read-ahead
+		// window for the page cache.
+		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
 	}
 	fi, err := r.f.Stat()
 	if err != nil {
@@ -202,6 +210,7 @@ func (r *Reader) open() error {
 	sr, err := segment.NewReader(ra, fi.Size(), segment.ReaderOptions{
 		MaxRecordSize: w.opts.MaxRecordSize,
 		Name:          s.name,
+		BufferSize:    replayBuffer,
 	})
 	if err != nil {
 		return err
