@@ -551,13 +551,55 @@ func (w *WAL) submitLocked(b *batch) error {
 	return nil
 }
 
+// kickAfter is how long a chain may be in flight before the completer kicks
+// the ring (see awaitChain).
+const kickAfter = time.Second
+
+// awaitChain waits for b's chain to complete. On the io_uring backend it
+// kicks the ring (a no-op submission) each kickAfter the chain is still in
+// flight: a completion whose wake-up went missing in the ring library's
+// eventfd/epoll reaper is then picked up, instead of leaving every appender
+// waiting forever. A slow disk just costs a no-op per second.
+func (w *WAL) awaitChain(b *batch) {
+	done := b.comp.Done()
+	if w.ring == nil {
+		<-done
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	if w.kickTimer == nil {
+		w.kickTimer = time.NewTimer(kickAfter)
+	} else {
+		w.kickTimer.Reset(kickAfter)
+	}
+	for {
+		select {
+		case <-done:
+			w.kickTimer.Stop()
+			return
+		case <-w.kickTimer.C:
+			w.stats.kicks.Add(1)
+			w.log.Info("chain in flight for long: kicking the ring", "segment", b.seg.name,
+				"offset", b.offset, "in_flight", time.Since(b.submitAt))
+			if err := w.ring.Kick(); err != nil {
+				w.log.Warn("kick failed", "err", err)
+			}
+			w.kickTimer.Reset(kickAfter)
+		}
+	}
+}
+
 // completer receives chains in submission order and acknowledges them in
 // that order: a chain's records are durable only when its own write and sync
 // and those of every chain before it succeeded.
 func (w *WAL) completer() {
 	defer close(w.compDone)
 	for b := range w.submitted {
-		<-b.comp.Done()
+		w.awaitChain(b)
 		err := ring.Check(b.ops, b.comp.Results())
 		lat := time.Since(b.submitAt)
 		if r, ok := b.comp.(interface{ release() }); ok {

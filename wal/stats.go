@@ -19,6 +19,7 @@ const latencySamples = 8192
 type stats struct {
 	appends   atomic.Uint64
 	rotations atomic.Uint64
+	kicks     atomic.Uint64
 
 	mu          sync.Mutex
 	batches     uint64
@@ -73,10 +74,13 @@ type Stats struct {
 
 	Segments  int
 	Rotations uint64
-	FirstLSN  uint64
-	LastLSN   uint64
-	Failed    error // non-nil once the log failed
-	Pool      bufpool.Stats
+	// Kicks counts no-op submissions made because a chain was in flight
+	// for more than a second (io_uring backend; see the package doc).
+	Kicks    uint64
+	FirstLSN uint64
+	LastLSN  uint64
+	Failed   error // non-nil once the log failed
+	Pool     bufpool.Stats
 
 	// Replay through io_uring (zero on the pwrite backend, which reads with
 	// pread): IORING_OP_READ_FIXED reads completed and the bytes they read.
@@ -104,6 +108,7 @@ func (w *WAL) Stats() Stats {
 	w.mu.Unlock()
 	st.Appends = w.stats.appends.Load()
 	st.Rotations = w.stats.rotations.Load()
+	st.Kicks = w.stats.kicks.Load()
 	if w.pool != nil {
 		st.Pool = w.pool.Stats()
 	}

@@ -42,6 +42,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -132,6 +133,7 @@ type WAL struct {
 	tail           int64    // segment offset where the next frame goes
 
 	submitted chan *batch // FIFO of submitted chains, read by the completer
+	kickTimer *time.Timer // the completer's (awaitChain)
 	compDone  chan struct{}
 
 	stats stats

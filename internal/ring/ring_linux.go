@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -18,6 +19,10 @@ import (
 type Ring struct {
 	r       *iouring.IOURing
 	entries int
+	// mu is held shared by submissions and exclusively by Close: the
+	// library dereferences unmapped memory when used after Close.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // New creates a ring with room for entries submission queue entries. The
@@ -90,7 +95,32 @@ func (r *Ring) UnregisterBuffers() error {
 // Close tears the ring down. Ops still in flight complete in the kernel, but
 // their completions are no longer delivered: drain before closing.
 func (r *Ring) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	r.closed = true
 	return r.r.Close()
+}
+
+// Kick submits a no-op (IORING_OP_NOP). Its io_uring_enter hands the kernel
+// any entry still queued in the submission ring, and its completion wakes
+// the library's reaper, which then drains every completion posted. Callers
+// use it when a chain has been in flight suspiciously long.
+func (r *Ring) Kick() error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return ErrClosed
+	}
+	_, err := r.r.SubmitRequests([]iouring.PrepRequest{func(sqe iouring_syscall.SubmissionQueueEntry, _ *iouring.UserData) {
+		sqe.PrepOperation(iouring_syscall.IORING_OP_NOP, -1, 0, 0, 0)
+	}}, nil)
+	if err != nil {
+		return fmt.Errorf("ring: kick: %w", unwrapErrno(err))
+	}
+	return nil
 }
 
 // completion adapts the library's request set.
@@ -126,6 +156,11 @@ func (r *Ring) Submit(ops []Op) (Completion, error) {
 	}
 	if len(ops) > r.entries {
 		return nil, fmt.Errorf("ring: chain of %d ops exceeds ring size %d", len(ops), r.entries)
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return nil, ErrClosed
 	}
 	preps := make([]iouring.PrepRequest, len(ops))
 	for i := range ops {
