@@ -301,6 +301,11 @@ func (w *WAL) addPieceLocked(b *batch) []byte {
 func (w *WAL) layLocked(recs [][]byte, durable bool) (uint64, *batch, error) {
 	b := w.open
 	b.needSync = b.needSync || durable
+	if durable {
+		w.segWaited += uint64(len(recs))
+	} else {
+		w.segAsync += uint64(len(recs))
+	}
 	first := w.nextLSN
 	watermark := w.durable.Load()
 	for i, p := range recs {
@@ -362,9 +367,19 @@ func (w *WAL) commitLaidLocked(b *batch, n int) {
 
 // maybePrepareLocked asks for the next segment once the active one is half
 // full.
+//
+// With PreallocZero, a segment filled mostly by AppendAsync records is
+// followed by a fallocated one: zero-filled space makes each fdatasync
+// cheaper, which matters to appenders that wait for one, while a bulk load
+// syncs rarely and would pay the zeros in device bytes.
 func (w *WAL) maybePrepareLocked() {
 	if !w.prepKicked && w.tail >= w.active.hdr.Size/2 {
 		w.prepKicked = true
+		mode := w.opts.Prealloc
+		if mode == PreallocZero && w.segAsync > w.segWaited {
+			mode = PreallocFallocate
+		}
+		w.prep.mode.Store(int32(mode))
 		w.prep.kick()
 	}
 }

@@ -54,7 +54,9 @@ const (
 	// off the hot path. fdatasync after overwriting written blocks commits no
 	// extent conversion, so durable appends are faster. A rotation that finds
 	// the zero-fill unfinished does not wait for it: the rest of that file
-	// is fallocated.
+	// is fallocated. A segment filled mostly by AppendAsync records (a bulk
+	// load, which syncs rarely) is followed by a fallocated one, so bulk data
+	// is not written twice.
 	PreallocZero Prealloc = iota
 	// PreallocFallocate reserves space with fallocate(2): quick to prepare,
 	// slower to sync into (unwritten extents are converted at each sync).

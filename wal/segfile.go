@@ -259,6 +259,7 @@ func (w *WAL) rotateLocked() error {
 	w.enc = segment.NewEncoder(h.Salt, 0, w.opts.MaxRecordSize)
 	w.tail = segment.DataOffset
 	w.prepKicked = false
+	w.segAsync, w.segWaited = 0, 0
 	w.stats.rotations.Add(1)
 	w.log.Info("wal rotated", "segment", name, "seq", h.Seq)
 	return nil
@@ -283,6 +284,10 @@ type preparer struct {
 	// and fallocates the rest of the file, so a rotation never waits for a
 	// segment's worth of zeros (the unfilled part syncs a little slower).
 	hurry atomic.Bool
+	// mode is how the next file's space is reserved (see
+	// maybePrepareLocked); prepared counts files made in each mode.
+	mode     atomic.Int32
+	prepared [2]atomic.Uint64
 
 	mu   sync.Mutex
 	seq  int
@@ -302,6 +307,7 @@ type prepResult struct {
 func newPreparer(w *WAL) *preparer {
 	p := &preparer{w: w, want: make(chan struct{}, 1), ready: make(chan prepResult),
 		quit: make(chan struct{}), done: make(chan struct{})}
+	p.mode.Store(int32(w.opts.Prealloc))
 	go p.run()
 	return p
 }
@@ -348,10 +354,12 @@ func (p *preparer) prepare() (*prepared, error) {
 	seq := p.seq
 	p.mu.Unlock()
 	path := filepath.Join(p.w.dir, fmt.Sprintf("prepare-%d%s", seq, segment.TempFileSuffix))
-	f, err := createPrepared(path, p.w.opts.SegmentSize, p.w.opts.Prealloc, p.quit, &p.hurry)
+	mode := Prealloc(p.mode.Load())
+	f, err := createPrepared(path, p.w.opts.SegmentSize, mode, p.quit, &p.hurry)
 	if err != nil {
 		return nil, err
 	}
+	p.prepared[mode].Add(1)
 	if err := p.w.syncDir(); err != nil {
 		f.Close()
 		os.Remove(path)

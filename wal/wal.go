@@ -130,6 +130,8 @@ type WAL struct {
 	truncBusy      bool     // TruncateBack in progress: appends wait
 	rotating       bool     // an appender is switching segments: others wait
 	prepKicked     bool     // the next segment was asked for
+	segAsync       uint64   // records laid in the active segment by AppendAsync
+	segWaited      uint64   // ... and by appenders that wait (Append, AppendBatch)
 	tail           int64    // segment offset where the next frame goes
 
 	submitted chan *batch // FIFO of submitted chains, read by the completer

@@ -1096,3 +1096,39 @@ func TestSlowChainKicksRing(t *testing.T) {
 	assert.GreaterOrEqual(t, w.Stats().Kicks, uint64(1))
 	assert.Equal(t, uint64(3), w.LastLSN())
 }
+
+// TestPreallocFollowsWorkload: with PreallocZero, segments after ones filled
+// by waiting appenders are zero-filled; segments after ones filled mostly by
+// AppendAsync records are fallocated. Every record reads back.
+func TestPreallocFollowsWorkload(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		w := openT(t, dir, o)
+		lsn := uint64(0)
+		for range 800 { // about four segments of waited-for records
+			lsn++
+			_, err := w.Append(payload(lsn, 300))
+			require.NoError(t, err)
+		}
+		zero, falloc := w.prep.prepared[PreallocZero].Load(), w.prep.prepared[PreallocFallocate].Load()
+		assert.GreaterOrEqual(t, zero, uint64(3))
+		assert.Zero(t, falloc, "no bulk yet")
+		for range 800 { // as many AppendAsync records
+			lsn++
+			_, err := w.AppendAsync(payload(lsn, 300))
+			require.NoError(t, err)
+		}
+		require.NoError(t, w.Sync())
+		assert.GreaterOrEqual(t, w.prep.prepared[PreallocFallocate].Load(), uint64(2), "bulk segments are followed by fallocated ones")
+		assert.LessOrEqual(t, w.prep.prepared[PreallocZero].Load(), zero+1, "at most the segment prepared while the mix changed")
+		require.NoError(t, w.Close())
+		w = openT(t, dir, o)
+		defer w.Close()
+		recs := readAll(t, w, 1)
+		require.Len(t, recs, int(lsn))
+		for _, r := range recs {
+			require.Equal(t, payload(r.LSN, 300), r.Data)
+		}
+	})
+}
