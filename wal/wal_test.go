@@ -959,13 +959,13 @@ func TestLazySealedSegments(t *testing.T) {
 				}
 			}()
 		}
+		// A reader starting inside a sealed segment, made before any
+		// TruncateFront can run.
+		r, err := w.NewReader(37)
+		require.NoError(t, err)
 		wg.Add(1)
-		go func() { // a reader starting inside a sealed segment
+		go func() {
 			defer wg.Done()
-			r, err := w.NewReader(37)
-			if !assert.NoError(t, err) {
-				return
-			}
 			defer r.Close()
 			for lsn := uint64(37); lsn <= n; lsn++ {
 				rec, err := r.Next()
