@@ -159,6 +159,9 @@ func (w *WAL) indexSeg(s *segFile) error {
 	}
 	w.mu.Lock()
 	s.setIndex(idx)
+	// TruncateBack may make this segment the active one again: its next
+	// writer must stamp an epoch above every epoch in it.
+	s.maxEpoch = r.LastEpoch()
 	s.lazy.Store(false)
 	w.mu.Unlock()
 	return nil

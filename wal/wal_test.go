@@ -1132,3 +1132,47 @@ func TestPreallocFollowsWorkload(t *testing.T) {
 		}
 	})
 }
+
+// TestTruncateBackIntoUnreadSegmentKeepsEpochs: a sealed segment written by
+// two writer incarnations (epochs 0 and 1), unread by Open, then cut by
+// TruncateBack: records appended after the cut carry an epoch above both, so
+// the next recovery does not take them for stale bytes.
+func TestTruncateBackIntoUnreadSegmentKeepsEpochs(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		lsn := uint64(0)
+		add := func(w *WAL, n int) {
+			for range n {
+				lsn++
+				got, err := w.Append(payload(lsn, 300))
+				require.NoError(t, err)
+				require.Equal(t, lsn, got)
+			}
+		}
+		for range 3 { // three incarnations in the first segment: epochs 0, 1, 2
+			w := openT(t, dir, o)
+			add(w, 30)
+			require.NoError(t, w.Close())
+		}
+		w := openT(t, dir, o)
+		add(w, 600) // later segments
+		require.NoError(t, w.Close())
+		require.Greater(t, len(segPaths(t, dir)), 2)
+
+		w = openT(t, dir, o) // the first segment is not read
+		require.NoError(t, w.TruncateBack(80))
+		lsn = 80
+		add(w, 10)
+		require.NoError(t, w.Close())
+
+		w = openT(t, dir, o)
+		defer w.Close()
+		assert.Equal(t, uint64(90), w.LastLSN(), "records appended after the cut survive a reopen")
+		recs := readAll(t, w, 1)
+		require.Equal(t, 90, len(recs))
+		for _, r := range recs {
+			require.Equal(t, payload(r.LSN, 300), r.Data)
+		}
+	})
+}
