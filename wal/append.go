@@ -99,6 +99,15 @@ func (b *batch) wait() error {
 	return err
 }
 
+// String names the chain in errors: segment, offset and LSNs of a batch, or
+// the LSNs a sync-only chain makes durable.
+func (b *batch) String() string {
+	if b.nrec == 0 {
+		return fmt.Sprintf("segment %s, fdatasync for lsn %d-%d", b.seg.name, b.firstLSN, b.lastLSN)
+	}
+	return fmt.Sprintf("segment %s, batch at offset %d (lsn %d-%d)", b.seg.name, b.offset, b.firstLSN, b.lastLSN)
+}
+
 // reset clears b for reuse, under b.mu. It must not touch mu or cond: the
 // goroutine that finished b may still be inside b.mu.Unlock.
 func (b *batch) reset() {
@@ -549,7 +558,7 @@ func (w *WAL) submitLocked(b *batch) error {
 				_ = w.pool.CompleteInFlight(p.idx)
 			}
 		}
-		return fmt.Errorf("submit batch at %s:%d: %w", b.seg.name, b.offset, err)
+		return fmt.Errorf("submit %s: %w", b, err)
 	}
 	b.comp = c
 	w.inflight++
@@ -633,8 +642,7 @@ func (w *WAL) completer() {
 			w.nosyncInflight--
 		}
 		if err != nil {
-			w.failLocked(fmt.Errorf("segment %s, batch at offset %d (lsn %d-%d): %w",
-				b.seg.name, b.offset, b.firstLSN, b.lastLSN, err))
+			w.failLocked(fmt.Errorf("%s: %w", b, err))
 		}
 		var berr error
 		if w.failed != nil {

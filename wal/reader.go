@@ -59,7 +59,7 @@ func (w *WAL) Read(lsn uint64) ([]byte, error) {
 	// own lock keeps TruncateFront from closing the file under us.
 	buf := make([]byte, segment.FrameSize(n))
 	salt, name := s.hdr.Salt, s.name
-	if err := s.readAt(buf, off); err != nil {
+	if _, err := s.ReadAt(buf, off); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, fmt.Errorf("%w: %d (truncated)", ErrNotFound, lsn)
 		}

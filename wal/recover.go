@@ -280,8 +280,7 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last, full bool) (*segF
 			}
 			s.end = torn.Offset
 		case errors.As(err, &torn):
-			err = &segment.CorruptionError{Segment: name, Offset: torn.Offset, LSN: torn.LSN,
-				Reason: "damaged frames before the end of a sealed segment: " + torn.Reason}
+			err = sealedTornError(name, torn)
 			fallthrough
 		default:
 			if !errors.Is(err, segment.ErrCorrupt) || w.opts.Recovery != RecoverTruncate {

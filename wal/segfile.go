@@ -67,7 +67,7 @@ func (s *segFile) last() uint64 {
 }
 
 func (s *segFile) addIndex(off int64, n int) {
-	s.index = append(s.index, uint64(off)<<32|uint64(uint32(n)))
+	s.index = append(s.index, indexEntry(off, n))
 	s.count.Store(uint64(len(s.index)))
 }
 
@@ -98,15 +98,39 @@ func (s *segFile) close() error {
 	return err
 }
 
-// readAt reads through the segment's file unless it was closed.
-func (s *segFile) readAt(p []byte, off int64) error {
+// ReadAt reads through the segment's file under fileMu, so TruncateFront
+// cannot close it mid-read; once it is closed, reads return ErrNotFound.
+func (s *segFile) ReadAt(p []byte, off int64) (int, error) {
 	s.fileMu.RLock()
 	defer s.fileMu.RUnlock()
 	if s.f == nil {
-		return ErrNotFound
+		return 0, ErrNotFound
 	}
-	_, err := s.f.ReadAt(p, off)
-	return err
+	return s.f.ReadAt(p, off)
+}
+
+// size is the segment file's size (ErrNotFound once it is closed).
+func (s *segFile) size() (int64, error) {
+	s.fileMu.RLock()
+	defer s.fileMu.RUnlock()
+	if s.f == nil {
+		return 0, ErrNotFound
+	}
+	fi, err := s.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// indexEntry packs a record's frame offset and payload length (see index).
+func indexEntry(off int64, n int) uint64 { return uint64(off)<<32 | uint64(uint32(n)) }
+
+// sealedTornError is how damage ahead of a sealed segment's end is reported:
+// a torn tail can only be in the last segment, anywhere else it is corruption.
+func sealedTornError(name string, torn *segment.TornTailError) error {
+	return &segment.CorruptionError{Segment: name, Offset: torn.Offset, LSN: torn.LSN,
+		Reason: "damaged frames before the end of a sealed segment: " + torn.Reason}
 }
 
 // indexSeg reads and verifies a lazy segment and installs its index. It is
@@ -119,12 +143,11 @@ func (w *WAL) indexSeg(s *segFile) error {
 		return nil
 	}
 	last := s.lazyLast
-	ra := lockedReaderAt{s}
-	size, err := ra.size()
+	size, err := s.size()
 	if err != nil {
 		return err
 	}
-	r, err := segment.NewReader(ra, size, segment.ReaderOptions{
+	r, err := segment.NewReader(s, size, segment.ReaderOptions{
 		MaxRecordSize: w.opts.MaxRecordSize,
 		FileBaseLSN:   s.base(),
 		Name:          s.name,
@@ -140,14 +163,13 @@ func (w *WAL) indexSeg(s *segFile) error {
 				return &segment.CorruptionError{Segment: s.name, Offset: rec.Offset, LSN: rec.LSN,
 					Reason: fmt.Sprintf("record past the segment's end %d (the next segment starts at %d)", last, last+1)}
 			}
-			idx = append(idx, uint64(rec.Offset)<<32|uint64(uint32(len(rec.Payload))))
+			idx = append(idx, indexEntry(rec.Offset, len(rec.Payload)))
 			continue
 		}
 		var torn *segment.TornTailError
 		switch {
 		case errors.As(err, &torn):
-			return &segment.CorruptionError{Segment: s.name, Offset: torn.Offset, LSN: torn.LSN,
-				Reason: "damaged frames before the end of a sealed segment: " + torn.Reason}
+			return sealedTornError(s.name, torn)
 		case !errors.Is(err, io.EOF):
 			return err
 		}
@@ -165,32 +187,6 @@ func (w *WAL) indexSeg(s *segFile) error {
 	s.lazy.Store(false)
 	w.mu.Unlock()
 	return nil
-}
-
-// lockedReaderAt reads a segment's file under its fileMu, so TruncateFront
-// cannot close it mid-read (reads after that return ErrNotFound).
-type lockedReaderAt struct{ s *segFile }
-
-func (l lockedReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	l.s.fileMu.RLock()
-	defer l.s.fileMu.RUnlock()
-	if l.s.f == nil {
-		return 0, ErrNotFound
-	}
-	return l.s.f.ReadAt(p, off)
-}
-
-func (l lockedReaderAt) size() (int64, error) {
-	l.s.fileMu.RLock()
-	defer l.s.fileMu.RUnlock()
-	if l.s.f == nil {
-		return 0, ErrNotFound
-	}
-	fi, err := l.s.f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return fi.Size(), nil
 }
 
 // findSegLocked returns the segment holding lsn, or nil.
