@@ -84,7 +84,7 @@ func snapshotDir(t *testing.T, dir string) map[string][]byte {
 	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	for _, e := range ents {
-		if e.Name() == lockFileName || !e.Type().IsRegular() {
+		if e.Name() == LockFileName || !e.Type().IsRegular() {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))

@@ -48,7 +48,7 @@ func (w *WAL) recover() error {
 				return fmt.Errorf("wal: remove leftover %s: %w", name, err)
 			}
 			removed = true
-		case name == lockFileName:
+		case name == LockFileName:
 		default:
 			w.log.Warn("ignoring file that is not a segment", "file", name)
 		}

@@ -74,8 +74,9 @@ type Stats struct {
 
 	Segments  int
 	Rotations uint64
-	// Kicks counts no-op submissions made because a chain was in flight
-	// for more than a second (io_uring backend; see the package doc).
+	// Kicks counts no-op submissions (io_uring backend) made because a
+	// chain was in flight for more than a second: each wakes the ring
+	// library's reaper, in case a completion's wake-up went missing.
 	Kicks    uint64
 	FirstLSN uint64
 	LastLSN  uint64

@@ -80,8 +80,6 @@ var (
 // log take the same lock.
 const LockFileName = "LOCK"
 
-const lockFileName = LockFileName
-
 // WAL is an open log. All methods are safe for concurrent use.
 type WAL struct {
 	dir  string
@@ -194,7 +192,7 @@ func Open(dir string, opts Options) (*WAL, error) {
 }
 
 func (w *WAL) lock() error {
-	f, err := os.OpenFile(filepath.Join(w.dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(w.dir, LockFileName), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("wal: open lock file: %w", err)
 	}

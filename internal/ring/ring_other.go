@@ -32,3 +32,6 @@ func (r *Ring) Close() error { return nil }
 
 // Submit fails with ENOSYS.
 func (r *Ring) Submit([]Op) (Completion, error) { return nil, syscall.ENOSYS }
+
+// Kick fails with ENOSYS.
+func (r *Ring) Kick() error { return syscall.ENOSYS }
