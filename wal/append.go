@@ -374,23 +374,51 @@ func (w *WAL) commitLaidLocked(b *batch, n int) {
 	w.pumpLocked()
 }
 
-// maybePrepareLocked asks for the next segment once the active one is half
-// full.
+// maybePrepareLocked asks for the next segment once the active one is a
+// quarter full, with the zero-fill paced to finish when about three
+// quarters of the rest is filled, at the rate the active segment has been
+// filling (see fillControl.rate).
 //
 // With PreallocZero, a segment filled mostly by AppendAsync records is
 // followed by a fallocated one: zero-filled space makes each fdatasync
 // cheaper, which matters to appenders that wait for one, while a bulk load
 // syncs rarely and would pay the zeros in device bytes.
 func (w *WAL) maybePrepareLocked() {
-	if !w.prepKicked && w.tail >= w.active.hdr.Size/2 {
-		w.prepKicked = true
-		mode := w.opts.Prealloc
-		if mode == PreallocZero && w.segAsync > w.segWaited {
-			mode = PreallocFallocate
-		}
-		w.prep.mode.Store(int32(mode))
-		w.prep.kick()
+	size := w.active.hdr.Size
+	if w.prepKicked || w.tail < size/4 {
+		return
 	}
+	w.prepKicked = true
+	mode := w.opts.Prealloc
+	if mode == PreallocZero && w.segAsync > w.segWaited {
+		mode = PreallocFallocate
+	}
+	w.prep.mode.Store(int32(mode))
+	w.prep.rate.Store(zeroRate(size, w.tail-w.segOff0, size-w.tail, time.Since(w.segT0)))
+	w.prep.kick()
+}
+
+// minZeroRate is the slowest a zero-fill is paced (bytes/s): a log that
+// fills slowly still gets its next segment in bounded time.
+const minZeroRate = 4 << 20
+
+// zeroRate is the pace for zeroing a segment of size bytes while the active
+// one, which took elapsed to fill filled bytes, has left bytes to go: done
+// after three quarters of that time, and never slower than minZeroRate.
+func zeroRate(size, filled, left int64, elapsed time.Duration) int64 {
+	if filled <= 0 || elapsed <= 0 {
+		return 0
+	}
+	secs := elapsed.Seconds() * float64(left) / float64(filled) * 3 / 4
+	if secs <= 0 {
+		return 0
+	}
+	return max(int64(float64(size)/secs), minZeroRate)
+}
+
+// markSegStartLocked starts measuring the active segment's fill rate.
+func (w *WAL) markSegStartLocked() {
+	w.segT0, w.segOff0 = time.Now(), w.tail
 }
 
 // closeOpenLocked ends the open batch: queued if it holds records, its

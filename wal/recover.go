@@ -140,6 +140,7 @@ func (w *WAL) recover() error {
 	}
 	w.active = w.segs[len(w.segs)-1]
 	w.tail = max(w.active.end, segment.DataOffset)
+	w.markSegStartLocked()
 	w.nextSeq = w.active.hdr.Seq + 1
 	w.nextLSN = w.active.last() + 1
 	w.durable.Store(w.nextLSN - 1)
@@ -401,7 +402,7 @@ func (w *WAL) createSegment(seq, base uint64) (*segFile, error) {
 	name := segment.FileName(base)
 	path := filepath.Join(w.dir, name)
 	tmp := path + segment.TempFileSuffix
-	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, nil, nil)
+	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, fillControl{})
 	if err != nil {
 		return nil, fmt.Errorf("wal: create segment: %w", err)
 	}

@@ -258,6 +258,7 @@ func (w *WAL) rotateLocked() error {
 	w.enc = segment.NewEncoder(h.Salt, 0, w.opts.MaxRecordSize)
 	w.tail = segment.DataOffset
 	w.prepKicked = false
+	w.markSegStartLocked()
 	w.segAsync, w.segWaited = 0, 0
 	w.stats.rotations.Add(1)
 	w.log.Info("wal rotated", "segment", name, "seq", h.Seq)
@@ -287,6 +288,9 @@ type preparer struct {
 	// maybePrepareLocked); prepared counts files made in each mode.
 	mode     atomic.Int32
 	prepared [2]atomic.Uint64
+	// rate paces the next zero-fill (fillControl.rate), set with the kick.
+	rate atomic.Int64
+	wake chan struct{} // hurry was set
 
 	mu   sync.Mutex
 	seq  int
@@ -305,7 +309,7 @@ type prepResult struct {
 
 func newPreparer(w *WAL) *preparer {
 	p := &preparer{w: w, want: make(chan struct{}, 1), ready: make(chan prepResult),
-		quit: make(chan struct{}), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	p.mode.Store(int32(w.opts.Prealloc))
 	go p.run()
 	return p
@@ -332,6 +336,10 @@ func (p *preparer) run() {
 		select {
 		case p.ready <- res:
 			p.hurry.Store(false)
+			select { // a wake-up meant for this file must not cut the next one's pauses
+			case <-p.wake:
+			default:
+			}
 		case <-p.quit:
 			if res.p != nil {
 				res.p.f.Close()
@@ -354,7 +362,8 @@ func (p *preparer) prepare() (*prepared, error) {
 	p.mu.Unlock()
 	path := filepath.Join(p.w.dir, fmt.Sprintf("prepare-%d%s", seq, segment.TempFileSuffix))
 	mode := Prealloc(p.mode.Load())
-	f, err := createPrepared(path, p.w.opts.SegmentSize, mode, p.quit, &p.hurry)
+	fc := fillControl{stop: p.quit, hurry: &p.hurry, wake: p.wake, rate: p.rate.Load()}
+	f, err := createPrepared(path, p.w.opts.SegmentSize, mode, fc)
 	if err != nil {
 		return nil, err
 	}
@@ -369,11 +378,27 @@ func (p *preparer) prepare() (*prepared, error) {
 
 var errStopped = errors.New("wal: segment preparation stopped")
 
+// fillControl steers a zero-fill running in the background. The zero value
+// is an unpaced fill nobody interrupts.
+type fillControl struct {
+	stop  <-chan struct{} // closed: abandon the work
+	hurry *atomic.Bool    // set: stop writing zeros and fallocate the rest
+	wake  <-chan struct{} // signalled when hurry is set (ends a pacing pause)
+	// rate paces the zeros, in bytes per second (0: as fast as the disk
+	// takes them). A segment's worth of zeros written at full speed
+	// queues up in front of the fdatasyncs that appenders wait for; spread
+	// over the time the active segment takes to fill, the same bytes cost
+	// them far less.
+	rate int64
+}
+
+// zeroChunk is how many zeros a zero-fill writes (and starts writing back)
+// at a time.
+const zeroChunk = 1 << 20
+
 // createPrepared creates a file of size bytes whose content reads as zeros
-// and is durable.
-// A close of stop (nil: never) abandons the work. Once hurry (nil: never) is
-// set, a zero-fill stops and the rest of the file is fallocated.
-func createPrepared(path string, size int64, mode Prealloc, stop <-chan struct{}, hurry *atomic.Bool) (*os.File, error) {
+// and is durable, as fc steers.
+func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
@@ -389,14 +414,28 @@ func createPrepared(path string, size int64, mode Prealloc, stop <-chan struct{}
 			return fail(fmt.Errorf("fallocate %s: %w", path, err))
 		}
 	default:
-		zeros := make([]byte, 1<<20)
+		zeros := make([]byte, zeroChunk)
+		start := time.Now()
 		for off := int64(0); off < size; off += int64(len(zeros)) {
+			if fc.rate > 0 {
+				// Chunk k is due k/rate seconds after the start.
+				due := start.Add(time.Duration(float64(off) / float64(fc.rate) * float64(time.Second)))
+				if d := time.Until(due); d > 0 && !(fc.hurry != nil && fc.hurry.Load()) {
+					t := time.NewTimer(d)
+					select {
+					case <-t.C:
+					case <-fc.wake:
+					case <-fc.stop:
+					}
+					t.Stop()
+				}
+			}
 			select {
-			case <-stop:
+			case <-fc.stop:
 				return fail(errStopped)
 			default:
 			}
-			if hurry != nil && hurry.Load() {
+			if fc.hurry != nil && fc.hurry.Load() {
 				if err := unix.Fallocate(int(f.Fd()), 0, off, size-off); err != nil {
 					return fail(fmt.Errorf("fallocate %s: %w", path, err))
 				}
@@ -428,6 +467,10 @@ func createPrepared(path string, size int64, mode Prealloc, stop <-chan struct{}
 // next attempt, made now, is awaited instead.
 func (p *preparer) get(ctx context.Context) (*prepared, error) {
 	p.hurry.Store(true)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 	for fresh := false; ; fresh = true {
 		p.kick()
 		select {

@@ -128,6 +128,7 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 	w.durable.Store(lsn)
 	w.writtenTo, w.syncedTo, w.wantSync, w.unsyncedSeg = lsn, lsn, lsn, nil
 	w.tail = end
+	w.markSegStartLocked()
 	w.enc = segment.NewEncoder(s.hdr.Salt, min(s.maxEpoch, maxEpoch-1)+1, w.opts.MaxRecordSize)
 	w.log.Info("wal truncated back", "lsn", lsn, "segment", s.name)
 	return nil
@@ -151,7 +152,7 @@ func (w *WAL) truncFailLocked(err error) error {
 // part of that batch for an incomplete batch and drop it.
 func (w *WAL) rewriteSegment(s *segFile, end, lastOff int64, lastLen int) error {
 	tmp := s.path + segment.TempFileSuffix
-	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, nil, nil)
+	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, fillControl{})
 	if err != nil {
 		return err
 	}

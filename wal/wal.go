@@ -119,18 +119,20 @@ type WAL struct {
 	infSeg   *segFile // segment of the chains in flight
 	infHdr   bool     // the chain in flight carries its segment's header: it is alone
 	// Write-only chains (records nobody waits for yet, see batch.needSync).
-	writtenTo      uint64   // lastLSN of the newest submitted chain
-	syncedTo       uint64   // lastLSN of the newest submitted chain that syncs
-	wantSync       uint64   // records up to here must be made durable (Sync, rotation, drain)
-	unsyncedSeg    *segFile // segment of written records no submitted sync covers yet
-	nosyncInflight int      // write-only chains in flight
-	spare          []uint16 // acquired buffers not yet in a batch
-	truncBusy      bool     // TruncateBack in progress: appends wait
-	rotating       bool     // an appender is switching segments: others wait
-	prepKicked     bool     // the next segment was asked for
-	segAsync       uint64   // records laid in the active segment by AppendAsync
-	segWaited      uint64   // ... and by appenders that wait (Append, AppendBatch)
-	tail           int64    // segment offset where the next frame goes
+	writtenTo      uint64    // lastLSN of the newest submitted chain
+	syncedTo       uint64    // lastLSN of the newest submitted chain that syncs
+	wantSync       uint64    // records up to here must be made durable (Sync, rotation, drain)
+	unsyncedSeg    *segFile  // segment of written records no submitted sync covers yet
+	nosyncInflight int       // write-only chains in flight
+	spare          []uint16  // acquired buffers not yet in a batch
+	truncBusy      bool      // TruncateBack in progress: appends wait
+	rotating       bool      // an appender is switching segments: others wait
+	prepKicked     bool      // the next segment was asked for
+	segAsync       uint64    // records laid in the active segment by AppendAsync
+	segWaited      uint64    // ... and by appenders that wait (Append, AppendBatch)
+	tail           int64     // segment offset where the next frame goes
+	segT0          time.Time // when the active segment became active (or the log opened)
+	segOff0        int64     // tail then: the active segment's fill rate is measured from here
 
 	submitted chan *batch // FIFO of submitted chains, read by the completer
 	kickTimer *time.Timer // the completer's (awaitChain)

@@ -910,7 +910,7 @@ func TestCreatePreparedHurry(t *testing.T) {
 			hurry.Store(hurried)
 			path := filepath.Join(t.TempDir(), "p.tmp")
 			start := time.Now()
-			f, err := createPrepared(path, size, PreallocZero, nil, &hurry)
+			f, err := createPrepared(path, size, PreallocZero, fillControl{hurry: &hurry})
 			require.NoError(t, err)
 			defer f.Close()
 			t.Logf("prepared in %v", time.Since(start))
@@ -922,6 +922,60 @@ func TestCreatePreparedHurry(t *testing.T) {
 			require.NoError(t, err)
 			assert.True(t, bytes.Equal(data, make([]byte, size)), "reads as zeros")
 		})
+	}
+}
+
+// TestCreatePreparedPaced: a paced zero-fill spreads its chunks over time at
+// the rate asked, and a hurry ends a pause at once (the rest is fallocated).
+func TestCreatePreparedPaced(t *testing.T) {
+	const size = 4 * zeroChunk
+	t.Run("paced", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "p.tmp")
+		start := time.Now()
+		f, err := createPrepared(path, size, PreallocZero, fillControl{rate: 16 * zeroChunk})
+		require.NoError(t, err)
+		f.Close()
+		// Chunks are due at 0, 1/16, 2/16 and 3/16 s; a slower machine
+		// only makes it later.
+		assert.GreaterOrEqual(t, time.Since(start), 3*time.Second/16)
+	})
+	t.Run("hurried", func(t *testing.T) {
+		var hurry atomic.Bool
+		wake := make(chan struct{}, 1)
+		path := filepath.Join(t.TempDir(), "p.tmp")
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			hurry.Store(true)
+			wake <- struct{}{}
+		}()
+		start := time.Now()
+		// At one chunk a second the fill would take 3 s.
+		f, err := createPrepared(path, size, PreallocZero, fillControl{hurry: &hurry, wake: wake, rate: zeroChunk})
+		require.NoError(t, err)
+		defer f.Close()
+		assert.Less(t, time.Since(start), 2*time.Second, "the hurry ended the pause")
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		assert.Len(t, data, size)
+		assert.True(t, bytes.Equal(data, make([]byte, size)), "reads as zeros")
+	})
+}
+
+func TestZeroRate(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		size, filled, left int64
+		elapsed            time.Duration
+		want               int64
+	}{
+		// 16 MiB filled in 1 s, 48 MiB to go: 3 s; done in 2.25 s.
+		{64 * mib, 16 * mib, 48 * mib, time.Second, 29826161 /* 64 MiB / 2.25 s */},
+		{64 * mib, 0, 64 * mib, time.Second, 0},         // no rate known: unpaced
+		{64 * mib, 16 * mib, 48 * mib, 0, 0},            // likewise
+		{64 * mib, 16 * mib, 0, time.Second, 0},         // nothing left: unpaced
+		{64 * mib, 1, 48 * mib, time.Hour, minZeroRate}, // slow log: the floor
+	} {
+		assert.Equal(t, c.want, zeroRate(c.size, c.filled, c.left, c.elapsed), "%+v", c)
 	}
 }
 
