@@ -83,7 +83,10 @@ type Options struct {
 	// (default 4). A batch joins chains already in flight only once it holds
 	// half a buffer; smaller ones wait for the chain ahead and grow, because
 	// on the disks measured one sync carrying many records beat several
-	// carrying few (PERFORMANCE.md). Bulk traffic uses the depth.
+	// carrying few (PERFORMANCE.md), with one exception: a batch holding
+	// half of the appenders that wait joins a single chain in flight, so
+	// two cohorts of appenders overlap their fdatasyncs. Bulk traffic uses
+	// the depth.
 	MaxInFlight int
 	// MaxRecordSize is the largest record accepted (default 16 MiB, at most
 	// segment.MaxRecordSizeLimit). Larger records get ErrRecordTooLarge.

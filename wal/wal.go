@@ -3,7 +3,8 @@
 // Many goroutines append concurrently. Each record is framed (segment
 // format v1) straight into a registered buffer and given the next LSN. A
 // batch of records is sealed when its buffers are full, as soon as no chain is
-// in flight, or once it holds half a buffer while others are in flight, and
+// in flight, once it holds half a buffer while others are in flight, or once
+// it holds half of the waiting appenders while one chain is in flight, and
 // written as one chain: IORING_OP_WRITE_FIXED
 // linked to an fdatasync at the batch's segment offset. Up to MaxInFlight
 // chains are in flight at once. Append returns only once its record is
@@ -131,6 +132,8 @@ type WAL struct {
 	segAsync       uint64    // records laid in the active segment by AppendAsync
 	segWaited      uint64    // ... and by appenders that wait (Append, AppendBatch)
 	tail           int64     // segment offset where the next frame goes
+	waiting        int       // Append / AppendBatch calls in batches not yet completed
+	waitAvg        int       // recent average of waiting at completions, times waitScale (pipelineLocked)
 	segT0          time.Time // when the active segment became active (or the log opened)
 	segOff0        int64     // tail then: the active segment's fill rate is measured from here
 

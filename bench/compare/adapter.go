@@ -91,6 +91,8 @@ func experiments() []*Adapter {
 		ringwalVariant("ringwal-uring-falloc", true, "Prealloc fallocate", wal.Options{Prealloc: wal.PreallocFallocate}),
 		ringwalVariant("ringwal-pwrite-if1", false, "MaxInFlight 1", wal.Options{MaxInFlight: 1}),
 		ringwalVariant("ringwal-pwrite-falloc", false, "Prealloc fallocate", wal.Options{Prealloc: wal.PreallocFallocate}),
+		ringwalVariant("ringwal-pwrite-seg256", false, "SegmentSize 256 MiB", wal.Options{SegmentSize: 256 << 20}),
+		ringwalVariant("ringwal-uring-seg256", true, "SegmentSize 256 MiB", wal.Options{SegmentSize: 256 << 20}),
 	}
 }
 
