@@ -269,10 +269,11 @@ func (w *WAL) rotateLocked() error {
 // name, its space reserved (zeros written, or fallocated), file and directory
 // synced, so a rotation costs only a rename.
 //
-// It works on demand: the log kicks it once the active segment is half full
-// (and a rotation that finds nothing ready kicks it too), so a fresh or
+// It works on demand: the log kicks it once the active segment is a quarter
+// full (and a rotation that finds nothing ready kicks it too), so a fresh or
 // lightly used log does not write a segment's worth of zeros in the
-// background while appenders are syncing. Close interrupts it.
+// background, and the zeros are paced over the time the active segment
+// takes to fill (maybePrepareLocked). Close interrupts it.
 type preparer struct {
 	w     *WAL
 	want  chan struct{} // a kick: prepare one file

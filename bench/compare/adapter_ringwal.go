@@ -42,7 +42,7 @@ func ringwalVariant(name string, uring bool, note string, o wal.Options) *Adapte
 			if err != nil {
 				return nil, err
 			}
-			// The next segment is prepared only once the first is half
+			// The next segment is prepared only once the first is a quarter
 			// full, so nothing is written in the background at Open.
 			return &ringwalLog{w: w}, nil
 		},
