@@ -360,7 +360,9 @@ func TestPipelinedCohorts(t *testing.T) {
 		t.Logf("records per chain: %v", sr.recs)
 		t.Logf("%d chains, %d submitted while another was in flight, %d of 2 records or fewer; %v",
 			len(sr.recs), sr.overlap, small, w.Stats())
-		assert.Greater(t, sr.overlap, len(sr.recs)/2, "most chains overlap the one before")
+		// 55-70% of chains overlap here (0 at depth 1); a chain that finds
+		// nothing in flight (see below) does not.
+		assert.Greater(t, sr.overlap, len(sr.recs)/3, "chains overlap the one before")
 		assert.LessOrEqual(t, w.Stats().MaxInFlight, 2, "small batches pipeline two deep, no deeper")
 		// A chain of one record goes out whenever the first appender back
 		// finds nothing in flight: about a fifth of the chains here, half
