@@ -393,6 +393,27 @@ type fillControl struct {
 	rate int64
 }
 
+func (fc fillControl) hurried() bool { return fc.hurry != nil && fc.hurry.Load() }
+
+// pace waits until the byte at off is due, rate bytes per second after
+// start; a hurry or a stop ends the wait.
+func (fc fillControl) pace(start time.Time, off int64) {
+	if fc.rate <= 0 || fc.hurried() {
+		return
+	}
+	d := time.Until(start.Add(time.Duration(float64(off) / float64(fc.rate) * float64(time.Second))))
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-fc.wake:
+	case <-fc.stop:
+	}
+}
+
 // zeroChunk is how many zeros a zero-fill writes (and starts writing back)
 // at a time.
 const zeroChunk = 1 << 20
@@ -418,25 +439,13 @@ func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os
 		zeros := make([]byte, zeroChunk)
 		start := time.Now()
 		for off := int64(0); off < size; off += int64(len(zeros)) {
-			if fc.rate > 0 {
-				// Chunk k is due k/rate seconds after the start.
-				due := start.Add(time.Duration(float64(off) / float64(fc.rate) * float64(time.Second)))
-				if d := time.Until(due); d > 0 && !(fc.hurry != nil && fc.hurry.Load()) {
-					t := time.NewTimer(d)
-					select {
-					case <-t.C:
-					case <-fc.wake:
-					case <-fc.stop:
-					}
-					t.Stop()
-				}
-			}
+			fc.pace(start, off)
 			select {
 			case <-fc.stop:
 				return fail(errStopped)
 			default:
 			}
-			if fc.hurry != nil && fc.hurry.Load() {
+			if fc.hurried() {
 				if err := unix.Fallocate(int(f.Fd()), 0, off, size-off); err != nil {
 					return fail(fmt.Errorf("fallocate %s: %w", path, err))
 				}
