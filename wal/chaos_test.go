@@ -142,17 +142,7 @@ func (c *chaosRing) Submit(ops []ring.Op) (ring.Completion, error) {
 	// fake reports results decided here, once the real chain (if any) is
 	// done with the buffers.
 	fake := func(real ring.Completion, edit func(res []int32)) ring.Completion {
-		fc := &fakeCompletion{done: make(chan struct{})}
-		go func() {
-			if real != nil {
-				<-real.Done()
-				fc.res = append(fc.res, real.Results()...)
-			}
-			fc.res = append(fc.res, make([]int32, len(ops)-len(fc.res))...)
-			edit(fc.res)
-			close(fc.done)
-		}()
-		return fc
+		return afterDone(real, len(ops), edit)
 	}
 	cancelFrom := func(res []int32, i int) {
 		for j := i; j < len(res); j++ {
@@ -219,29 +209,24 @@ func (c *chaosRing) Submit(ops []ring.Op) (ring.Completion, error) {
 		if err != nil {
 			return nil, err
 		}
-		fc := &fakeCompletion{done: make(chan struct{})}
-		go func() {
-			<-real.Done()
+		return afterDone(real, len(ops), func([]int32) {
 			if kind == faultDelay {
 				time.Sleep(hold)
-			} else {
-				// Held until a chain submitted after this one completed
-				// (or 20ms passed: nothing else may be in flight).
-				deadline := time.Now().Add(20 * time.Millisecond)
-				for c.completed.Load() < mark+2 && time.Now().Before(deadline) {
-					time.Sleep(50 * time.Microsecond)
-				}
+				return
 			}
-			fc.res = append([]int32(nil), real.Results()...)
-			close(fc.done)
-		}()
-		return fc, nil
+			// Held until a chain submitted after this one completed
+			// (or 20ms passed: nothing else may be in flight).
+			deadline := time.Now().Add(20 * time.Millisecond)
+			for c.completed.Load() < mark+2 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}), nil
 	}
 	real, err := submit(ops)
 	if err != nil {
 		return nil, err
 	}
-	return fake(real, func([]int32) {}), nil
+	return afterDone(real, len(ops), nil), nil
 }
 
 // TestChaosRing runs rounds of 8 concurrent appenders (single records,

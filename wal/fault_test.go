@@ -37,6 +37,26 @@ type fakeCompletion struct {
 func (c *fakeCompletion) Done() <-chan struct{} { return c.done }
 func (c *fakeCompletion) Results() []int32      { return c.res }
 
+// afterDone returns the completion of a chain of n ops that reports real's
+// results (real nil: none, all zero) once real completed and hook (nil:
+// none) returned. hook gets the results, a copy padded to n, and may wait
+// or change them.
+func afterDone(real ring.Completion, n int, hook func(res []int32)) ring.Completion {
+	fc := &fakeCompletion{done: make(chan struct{})}
+	go func() {
+		if real != nil {
+			<-real.Done()
+			fc.res = append(fc.res, real.Results()...)
+		}
+		fc.res = append(fc.res, make([]int32, n-len(fc.res))...)
+		if hook != nil {
+			hook(fc.res)
+		}
+		close(fc.done)
+	}()
+	return fc
+}
+
 func (f *faultRing) Submit(ops []ring.Op) (ring.Completion, error) {
 	if f.syncsOnly && !slices.ContainsFunc(ops, func(op ring.Op) bool { return op.Kind == ring.Fdatasync }) {
 		return f.inner.Submit(ops)
@@ -70,22 +90,17 @@ func (f *faultRing) Submit(ops []ring.Op) (ring.Completion, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &fakeCompletion{done: make(chan struct{})}
-		go func() {
-			<-real.Done()
-			c.res = append([]int32(nil), real.Results()...)
+		return afterDone(real, len(ops), func(res []int32) {
 			for i, op := range ops {
 				if op.Kind == ring.Fdatasync {
 					if f.fault == "eio-fsync" {
-						c.res[i] = -int32(syscall.EIO)
+						res[i] = -int32(syscall.EIO)
 					} else {
-						c.res[i] = -int32(syscall.ECANCELED)
+						res[i] = -int32(syscall.ECANCELED)
 					}
 				}
 			}
-			close(c.done)
-		}()
-		return c, nil
+		}), nil
 	}
 	panic("unknown fault " + f.fault)
 }
@@ -179,14 +194,7 @@ func (r *reorderRing) Submit(ops []ring.Op) (ring.Completion, error) {
 		}
 		return c, err
 	}
-	held := &fakeCompletion{done: make(chan struct{})}
-	go func() {
-		<-c.Done()
-		<-r.gate
-		held.res = c.Results()
-		close(held.done)
-	}()
-	return held, nil
+	return afterDone(c, len(ops), func([]int32) { <-r.gate }), nil
 }
 
 func TestAcknowledgedInOrderWhenCompletionsReorder(t *testing.T) {
@@ -276,53 +284,6 @@ func TestCloseDuringAppends(t *testing.T) {
 	})
 }
 
-// slowSyncRing completes every chain delay after the real one did (a disk
-// whose fdatasync takes that long) and records how many records each chain
-// carried and how many chains were in flight when it was submitted.
-type slowSyncRing struct {
-	inner     ring.Submitter
-	delay     time.Duration
-	frameSize int // every record has this frame size
-
-	mu       sync.Mutex
-	inflight int
-	recs     []int // records per chain that carries records
-	overlap  int   // chains submitted while another was in flight
-}
-
-func (s *slowSyncRing) Submit(ops []ring.Op) (ring.Completion, error) {
-	n := 0
-	for _, op := range ops {
-		if (op.Kind == ring.Write || op.Kind == ring.WriteFixed) && op.Offset >= segment.DataOffset {
-			n += len(op.Buf)
-		}
-	}
-	c, err := s.inner.Submit(ops)
-	if err != nil {
-		return c, err
-	}
-	s.mu.Lock()
-	if n > 0 {
-		s.recs = append(s.recs, n/s.frameSize)
-	}
-	if s.inflight > 0 {
-		s.overlap++
-	}
-	s.inflight++
-	s.mu.Unlock()
-	fc := &fakeCompletion{done: make(chan struct{})}
-	go func() {
-		<-c.Done()
-		time.Sleep(s.delay)
-		s.mu.Lock()
-		s.inflight--
-		s.mu.Unlock()
-		fc.res = c.Results()
-		close(fc.done)
-	}()
-	return fc, nil
-}
-
 // TestPipelinedCohorts: appenders that each wait for their own small record
 // get a second chain in flight as soon as the open batch holds half of
 // them, instead of every appender waiting for two fdatasyncs in a row; and
@@ -331,7 +292,7 @@ func TestPipelinedCohorts(t *testing.T) {
 	backends(t, func(t *testing.T, be Backend) {
 		const writers, each, size = 16, 60, 100
 		o := Options{Backend: be}
-		sr := &slowSyncRing{delay: 3 * time.Millisecond, frameSize: segment.FrameSize(size)}
+		sr := &slowRing{delay: 3 * time.Millisecond, slow: -1, frameSize: segment.FrameSize(size)}
 		o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { sr.inner = s; return sr }
 		w := openT(t, t.TempDir(), o)
 		defer w.Close()

@@ -827,18 +827,13 @@ func (s *syncOrderRing) Submit(ops []ring.Op) (ring.Completion, error) {
 	if err != nil || syncs {
 		return c, err
 	}
-	fc := &fakeCompletion{done: make(chan struct{})}
-	go func() {
-		<-c.Done()
+	return afterDone(c, len(ops), func([]int32) {
 		time.Sleep(delay)
-		fc.res = c.Results()
 		s.mu.Lock()
 		s.outstanding[ops[0].Fd]--
 		s.dirty[ops[0].Fd] = true
-		s.mu.Unlock()
-		close(fc.done) // the log sees the completion only after the count dropped
-	}()
-	return fc, nil
+		s.mu.Unlock() // the log sees the completion only after the count dropped
+	}), nil
 }
 
 // TestAsyncChainsWithoutSync: AppendAsync records go out in chains without
@@ -1111,27 +1106,56 @@ func TestSealedSegmentMissingRecords(t *testing.T) {
 	assert.Equal(t, lastOfVictim-2, got, "the reader returns every record before the hole")
 }
 
-// slowRing holds the completion of chosen chains back for a while.
+// slowRing completes chains delay after the real completion: every chain,
+// or only chain number slow (0-based; -1: every one). It also records how
+// many records each chain carried (frames of frameSize bytes; 0: not
+// counted) and how many chains were submitted while another was in flight.
 type slowRing struct {
-	inner ring.Submitter
-	delay time.Duration
-	n     atomic.Int64
-	slow  int64 // which chain (0-based) is slow
+	inner     ring.Submitter
+	delay     time.Duration
+	slow      int64
+	frameSize int
+
+	mu       sync.Mutex
+	n        int64 // chains submitted
+	inflight int
+	recs     []int // records per chain that carries records
+	overlap  int   // chains submitted while another was in flight
 }
 
 func (s *slowRing) Submit(ops []ring.Op) (ring.Completion, error) {
 	c, err := s.inner.Submit(ops)
-	if err != nil || s.n.Add(1)-1 != s.slow {
+	if err != nil {
 		return c, err
 	}
-	fc := &fakeCompletion{done: make(chan struct{})}
-	go func() {
-		<-c.Done()
-		time.Sleep(s.delay)
-		fc.res = c.Results()
-		close(fc.done)
-	}()
-	return fc, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.frameSize > 0 {
+		n := 0
+		for _, op := range ops {
+			if (op.Kind == ring.Write || op.Kind == ring.WriteFixed) && op.Offset >= segment.DataOffset {
+				n += len(op.Buf)
+			}
+		}
+		if n > 0 {
+			s.recs = append(s.recs, n/s.frameSize)
+		}
+	}
+	if s.inflight > 0 {
+		s.overlap++
+	}
+	s.inflight++
+	delay := s.delay
+	if s.slow >= 0 && s.n != s.slow {
+		delay = 0
+	}
+	s.n++
+	return afterDone(c, len(ops), func([]int32) {
+		time.Sleep(delay)
+		s.mu.Lock()
+		s.inflight--
+		s.mu.Unlock()
+	}), nil
 }
 
 // TestSlowChainKicksRing: on the io_uring backend, a chain in flight for
