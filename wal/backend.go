@@ -116,36 +116,31 @@ func (s *pwriteSubmitter) exec(j *pwriteJob) {
 			j.res[i] = -int32(syscall.ECANCELED)
 			continue
 		}
-		var r int32
+		var (
+			r    int32
+			err  error
+			want int32 // the result that lets the chain go on
+		)
 		switch op.Kind {
 		case ring.Write, ring.WriteFixed:
 			// One pwrite, like the single SQE: a short count is reported,
 			// not retried, so that both backends fail the same way.
-			n, err := s.io.Pwrite(op.Fd, op.Buf, op.Offset)
-			r = int32(n)
-			if err != nil {
-				r = -int32(errnoOf(err))
-			}
-			failed = r != int32(len(op.Buf))
+			var n int
+			n, err = s.io.Pwrite(op.Fd, op.Buf, op.Offset)
+			r, want = int32(n), int32(len(op.Buf))
 		case ring.Fdatasync:
-			if err := s.io.Fdatasync(op.Fd); err != nil {
-				r = -int32(errnoOf(err))
-			}
-			failed = r != 0
+			err = s.io.Fdatasync(op.Fd)
 		case ring.Fsync:
-			if err := s.io.Fsync(op.Fd); err != nil {
-				r = -int32(errnoOf(err))
-			}
-			failed = r != 0
+			err = s.io.Fsync(op.Fd)
 		case ring.SyncRange:
-			if err := s.io.SyncRange(op.Fd, op.Offset, int64(op.Size)); err != nil {
-				r = -int32(errnoOf(err))
-			}
-			failed = r != 0
+			err = s.io.SyncRange(op.Fd, op.Offset, int64(op.Size))
 		default:
-			r = -int32(syscall.EINVAL)
-			failed = true
+			err = syscall.EINVAL
 		}
+		if err != nil {
+			r = -int32(errnoOf(err))
+		}
+		failed = r != want
 		j.res[i] = r
 	}
 }
