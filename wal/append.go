@@ -650,6 +650,10 @@ const kickAfter = time.Second
 // eventfd/epoll reaper is then picked up, instead of leaving every appender
 // waiting forever. A slow disk just costs a no-op per second.
 func (w *WAL) awaitChain(b *batch) {
+	if j, ok := b.comp.(interface{ wait() }); ok {
+		j.wait() // a pwrite job: no channel made per chain
+		return
+	}
 	done := b.comp.Done()
 	if w.ring == nil {
 		<-done

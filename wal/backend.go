@@ -51,27 +51,70 @@ type pwriteSubmitter struct {
 
 	mu     sync.Mutex
 	closed bool
+	free   []*pwriteJob // released jobs, for reuse
 }
 
 // pwriteJob is one chain. Jobs are recycled: the completer calls release
-// once it has read the results. Done is a fresh channel per use (closed on
-// completion, so any number of goroutines may wait on it).
+// once it has read the results. The completer waits through wait, on a
+// channel the job keeps across uses, so a chain allocates nothing; Done
+// makes a channel to close only when someone asks for it (tests that watch
+// a chain beside the completer), so any number of goroutines may wait on it.
 type pwriteJob struct {
+	s    *pwriteSubmitter
 	ops  []ring.Op
 	res  []int32
-	done chan struct{}
+	wake chan struct{} // one value per use, for wait; never closed
+
+	mu       sync.Mutex
+	finished bool
+	done     chan struct{} // made by Done, closed on completion
 }
 
-func (j *pwriteJob) Done() <-chan struct{} { return j.done }
-func (j *pwriteJob) Results() []int32      { return j.res }
+func (j *pwriteJob) Done() <-chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.done == nil {
+		j.done = make(chan struct{})
+		if j.finished {
+			close(j.done)
+		}
+	}
+	return j.done
+}
+
+func (j *pwriteJob) Results() []int32 { return j.res }
+
+// wait blocks until the chain completed. Only one goroutine (the
+// completer) may call it, once per use of the job.
+func (j *pwriteJob) wait() { <-j.wake }
+
+// finish marks the chain complete and wakes its waiters.
+// All of it happens under the job's lock, so that release (which takes the
+// lock) cannot recycle the job while this is still touching it.
+func (j *pwriteJob) finish() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.finished = true
+	if j.done != nil {
+		close(j.done)
+	}
+	j.wake <- struct{}{} // room for it: one value per use, drained by wait or release
+}
 
 func (j *pwriteJob) release() {
 	clear(j.ops)
 	j.ops, j.res = j.ops[:0], j.res[:0]
-	jobPool.Put(j)
+	select {
+	case <-j.wake: // a completion nobody waited for through wait
+	default:
+	}
+	j.mu.Lock()
+	j.finished, j.done = false, nil
+	j.mu.Unlock()
+	j.s.mu.Lock()
+	j.s.free = append(j.s.free, j)
+	j.s.mu.Unlock()
 }
-
-var jobPool = sync.Pool{New: func() any { return new(pwriteJob) }}
 
 func newPwriteSubmitter(io fileIO, workers int) *pwriteSubmitter {
 	if io == nil {
@@ -88,15 +131,19 @@ func newPwriteSubmitter(io fileIO, workers int) *pwriteSubmitter {
 var errSubmitterClosed = errors.New("wal: backend closed")
 
 func (s *pwriteSubmitter) Submit(ops []ring.Op) (ring.Completion, error) {
-	j := jobPool.Get().(*pwriteJob)
-	j.ops = append(j.ops[:0], ops...)
-	j.res = append(j.res[:0], make([]int32, len(ops))...)
-	j.done = make(chan struct{})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, errSubmitterClosed
 	}
+	var j *pwriteJob
+	if n := len(s.free); n > 0 {
+		j, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		j = &pwriteJob{s: s, wake: make(chan struct{}, 1)}
+	}
+	j.ops = append(j.ops[:0], ops...)
+	j.res = append(j.res[:0], make([]int32, len(ops))...)
 	s.jobs <- j
 	return j, nil
 }
@@ -105,7 +152,7 @@ func (s *pwriteSubmitter) run() {
 	defer s.wg.Done()
 	for j := range s.jobs {
 		s.exec(j)
-		close(j.done)
+		j.finish()
 	}
 }
 
