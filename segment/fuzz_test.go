@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -134,6 +136,35 @@ func fuzzRead(t *testing.T, data []byte) {
 	}
 	if ra.maxRead > max(fuzzMaxRecord, bufSize) {
 		t.Fatalf("read of %d bytes", ra.maxRead)
+	}
+	// Next's fast path (a valid frame inside the window) must change
+	// nothing: the same records and the same ending without it.
+	fast, slow := readOutcome(t, data, bufSize, false), readOutcome(t, data, bufSize, true)
+	if fast != slow {
+		t.Fatalf("fast path changes the outcome:\nwith:    %s\nwithout: %s", fast, slow)
+	}
+}
+
+// readOutcome reads data to its end and describes every record (LSN,
+// offset, flags, epoch, lag, checksum, payload) and the error that ended it.
+func readOutcome(t *testing.T, data []byte, bufSize int, slowOnly bool) string {
+	return readOutcomeWith(t, data, bufSize, fuzzMaxRecord, slowOnly)
+}
+
+func readOutcomeWith(t *testing.T, data []byte, bufSize, maxRec int, slowOnly bool) string {
+	r, err := NewReader(bytes.NewReader(data), int64(len(data)), ReaderOptions{MaxRecordSize: maxRec, BufferSize: bufSize})
+	if err != nil {
+		t.Fatalf("NewReader: %v", err)
+	}
+	r.slowOnly = slowOnly
+	var b strings.Builder
+	for {
+		rec, err := r.Next()
+		if err != nil {
+			fmt.Fprintf(&b, "end %v at %+v", err, r.Position())
+			return b.String()
+		}
+		fmt.Fprintf(&b, "[%d@%d f%d e%d l%d c%x %x] ", rec.LSN, rec.Offset, rec.Flags, rec.Epoch, rec.Lag, rec.CRC, rec.Payload)
 	}
 }
 

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -95,6 +96,8 @@ type Reader struct {
 	batchOff int64 // offset of the first frame of an unfinished batch, or -1
 	batchLSN uint64
 	err      error // sticky
+
+	slowOnly bool // tests: no fast path, so both paths can be compared
 }
 
 // NewReader returns a Reader for the segment of the given size read through
@@ -225,6 +228,11 @@ func (r *Reader) Next() (Record, error) {
 	if r.err != nil {
 		return Record{}, r.err
 	}
+	if !r.slowOnly {
+		if rec, ok := r.nextInWindow(); ok {
+			return rec, nil
+		}
+	}
 	off, lsn, epoch := r.pos.Offset, r.pos.LSN, r.pos.Epoch
 	fh, payload, bad, err := r.frameAt(off)
 	if err != nil {
@@ -253,6 +261,46 @@ func (r *Reader) Next() (Record, error) {
 	}
 	r.err = r.end(off, bad)
 	return Record{}, r.err
+}
+
+// nextInWindow is Next's fast path: it returns the next record when its
+// whole frame is in the window and valid (every condition of the package
+// documentation's "Valid frames", with one checksum pass over the contiguous
+// header fields and payload). Anything else (a frame across the window's
+// end, any failed check, the end of the log) reports false and leaves the
+// reader untouched, for Next's general path to read and classify.
+func (r *Reader) nextInWindow() (Record, bool) {
+	off := r.pos.Offset
+	i := off - r.winOff
+	if i < 0 || i > int64(len(r.win))-FrameHeaderSize {
+		return Record{}, false
+	}
+	b := r.win[i:]
+	n := int64(binary.LittleEndian.Uint32(b[frmLength:]))
+	if n > int64(r.maxRec) || n > int64(len(b))-FrameHeaderSize {
+		return Record{}, false
+	}
+	lsn := binary.LittleEndian.Uint64(b[frmLSN:])
+	lag := uint64(binary.LittleEndian.Uint32(b[frmLag:]))
+	epoch := binary.LittleEndian.Uint16(b[frmEpoch:])
+	flags := b[frmFlags]
+	if b[frmType] != TypeRecord || flags&^FlagBatchContinues != 0 || lsn != r.pos.LSN ||
+		epoch < r.pos.Epoch || lag == 0 || lag > lsn {
+		return Record{}, false
+	}
+	frame := b[:FrameHeaderSize+n]
+	crc := binary.LittleEndian.Uint32(b[frmCRC:])
+	if crc32.Update(r.hdr.Salt, castagnoli, frame[frmLength:]) != crc {
+		return Record{}, false
+	}
+	r.maxEpoch = max(r.maxEpoch, epoch)
+	if flags&FlagBatchContinues == 0 {
+		r.batchOff = -1
+	} else if r.batchOff < 0 {
+		r.batchOff, r.batchLSN = off, lsn
+	}
+	r.pos = Position{Offset: off + int64(len(frame)), LSN: lsn + 1, Epoch: epoch}
+	return Record{LSN: lsn, Offset: off, Payload: frame[FrameHeaderSize:], Flags: flags, Epoch: epoch, Lag: uint32(lag), CRC: crc}, true
 }
 
 func lsnReason(want, got uint64) string {
