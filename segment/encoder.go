@@ -74,8 +74,8 @@ func (e *Encoder) Append(payload []byte, durable uint64, flags uint8) (lsn uint6
 		return 0, 0, ErrBufferFull
 	}
 	dst := e.buf[e.n : e.n+size]
-	EncodeFrameHeader(dst, e.salt, e.frameHeader(durable, flags), payload)
 	copy(dst[FrameHeaderSize:], payload)
+	encodeFrameInPlace(dst, e.salt, e.frameHeader(durable, flags))
 	return e.advance(size)
 }
 

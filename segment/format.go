@@ -264,6 +264,24 @@ func EncodeFrameHeader(dst []byte, salt uint32, h FrameHeader, payload []byte) {
 	binary.LittleEndian.PutUint32(dst[frmCRC:], frameCRC(salt, dst[:FrameHeaderSize], payload))
 }
 
+// encodeFrameInPlace writes the header of the frame dst, whose payload is
+// already in dst[FrameHeaderSize:], with one checksum pass over the
+// contiguous bytes [4, len(dst)): the same checksum EncodeFrameHeader
+// computes from the header fields and the payload apart.
+func encodeFrameInPlace(dst []byte, salt uint32, h FrameHeader) {
+	n := len(dst) - FrameHeaderSize
+	if h.Type == 0 {
+		h.Type = TypeRecord
+	}
+	binary.LittleEndian.PutUint32(dst[frmLength:], uint32(n))
+	binary.LittleEndian.PutUint64(dst[frmLSN:], h.LSN)
+	binary.LittleEndian.PutUint32(dst[frmLag:], h.Lag)
+	dst[frmType] = h.Type
+	dst[frmFlags] = h.Flags
+	binary.LittleEndian.PutUint16(dst[frmEpoch:], h.Epoch)
+	binary.LittleEndian.PutUint32(dst[frmCRC:], crc32.Update(salt, castagnoli, dst[frmLength:]))
+}
+
 // AppendFrame appends a whole frame, header and payload, to dst and returns
 // the extended slice. It does not allocate when dst has room for
 // FrameSize(len(payload)) more bytes. It panics as EncodeFrameHeader does.

@@ -252,6 +252,12 @@ func (w *WAL) rotateLocked() error {
 	hb := make([]byte, segment.HeaderSize)
 	h.MarshalTo(hb)
 	s := &segFile{name: name, path: path, hdr: h, f: p.f, fd: int(p.f.Fd()), hdrPending: hb}
+	// Size the index for as many records as the segment before held, so
+	// that it does not grow (and copy itself) a dozen times as it fills.
+	if w.active != nil && len(w.active.index) > 0 {
+		prev := len(w.active.index)
+		s.index = make([]uint64, 0, prev+prev/8)
+	}
 	w.segs = append(w.segs, s)
 	w.active = s
 	w.nextSeq++
