@@ -695,8 +695,8 @@ func (w *WAL) completer() {
 		w.awaitChain(b)
 		err := ring.Check(b.ops, b.comp.Results())
 		lat := time.Since(b.submitAt)
-		if r, ok := b.comp.(interface{ release() }); ok {
-			r.release()
+		if r, ok := b.comp.(ring.Releaser); ok {
+			r.Release() // no one holds b.comp past this point
 		}
 		b.comp = nil
 		for _, p := range b.pieces {

@@ -54,7 +54,7 @@ type pwriteSubmitter struct {
 	free   []*pwriteJob // released jobs, for reuse
 }
 
-// pwriteJob is one chain. Jobs are recycled: the completer calls release
+// pwriteJob is one chain. Jobs are recycled: the completer calls Release
 // once it has read the results. The completer waits through wait, on a
 // channel the job keeps across uses, so a chain allocates nothing; Done
 // makes a channel to close only when someone asks for it (tests that watch
@@ -89,7 +89,7 @@ func (j *pwriteJob) Results() []int32 { return j.res }
 func (j *pwriteJob) wait() { <-j.wake }
 
 // finish marks the chain complete and wakes its waiters.
-// All of it happens under the job's lock, so that release (which takes the
+// All of it happens under the job's lock, so that Release (which takes the
 // lock) cannot recycle the job while this is still touching it.
 func (j *pwriteJob) finish() {
 	j.mu.Lock()
@@ -98,10 +98,10 @@ func (j *pwriteJob) finish() {
 	if j.done != nil {
 		close(j.done)
 	}
-	j.wake <- struct{}{} // room for it: one value per use, drained by wait or release
+	j.wake <- struct{}{} // room for it: one value per use, drained by wait or Release
 }
 
-func (j *pwriteJob) release() {
+func (j *pwriteJob) Release() {
 	clear(j.ops)
 	j.ops, j.res = j.ops[:0], j.res[:0]
 	select {

@@ -190,7 +190,8 @@ func (r *reorderRing) Submit(ops []ring.Op) (ring.Completion, error) {
 	c, err := r.inner.Submit(ops)
 	if err != nil || !r.first.CompareAndSwap(false, true) {
 		if err == nil {
-			go func() { <-c.Done(); r.later.Add(1) }()
+			done := c.Done() // now: the wal recycles c once completed
+			go func() { <-done; r.later.Add(1) }()
 		}
 		return c, err
 	}

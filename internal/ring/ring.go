@@ -109,6 +109,14 @@ type Completion interface {
 	Results() []int32
 }
 
+// Releaser is implemented by Completions that are reused: the owner of a
+// completed chain calls Release once it has read the Results and will not
+// touch the Completion again, not even its Done channel. A Completion that
+// is never released is simply left to the garbage collector.
+type Releaser interface {
+	Release()
+}
+
 // Submitter submits chains. *Ring implements it; tests wrap it to inject
 // faults, delays and reordering.
 type Submitter interface {

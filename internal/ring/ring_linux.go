@@ -23,6 +23,9 @@ type Ring struct {
 	// library dereferences unmapped memory when used after Close.
 	mu     sync.RWMutex
 	closed bool
+
+	freeMu sync.Mutex
+	free   []*chain // released chains, for reuse
 }
 
 // New creates a ring with room for entries submission queue entries. The
@@ -123,30 +126,65 @@ func (r *Ring) Kick() error {
 	return nil
 }
 
-// completion adapts the library's request set.
-type completion struct {
-	set iouring.RequestSet
-	ops []Op // the caller's ops: keeps heap buffers referenced while the kernel uses them
-	res []int32
+// chain is a submitted chain: it adapts the library's request set. Chains
+// are reused once their owner calls release, so that a submission makes no
+// allocation of this package's own (the library still makes its per-request
+// ones): the prep functions are bound to the chain's op slots once, when
+// the chain first holds that many ops.
+type chain struct {
+	r       *Ring
+	ops     []Op // the caller's ops: keeps heap buffers referenced while the kernel uses them
+	preps   []iouring.PrepRequest
+	set     iouring.RequestSet
+	res     []int32
+	haveRes bool
 }
 
-func (c *completion) Done() <-chan struct{} { return c.set.Done() }
+func (c *chain) Done() <-chan struct{} { return c.set.Done() }
 
-func (c *completion) Results() []int32 {
-	if c.res == nil {
+func (c *chain) Results() []int32 {
+	if !c.haveRes {
 		reqs := c.set.Requests()
-		res := make([]int32, len(reqs))
-		for i, req := range reqs {
+		c.res = c.res[:0]
+		for _, req := range reqs {
 			n, err := req.GetRes()
 			if err != nil {
 				// Not completed: callers must wait for Done first.
 				n = -int(syscall.EINPROGRESS)
 			}
-			res[i] = int32(n)
+			c.res = append(c.res, int32(n))
 		}
-		c.res = res
+		c.haveRes = true
 	}
 	return c.res
+}
+
+// Release hands the chain back for reuse (Releaser). The caller must have waited for
+// Done and must not use the chain (or its Results) afterwards.
+func (c *chain) Release() {
+	c.ops, c.set, c.haveRes = nil, nil, false
+	c.r.freeMu.Lock()
+	c.r.free = append(c.r.free, c)
+	c.r.freeMu.Unlock()
+}
+
+// getChain returns a chain with prep functions for n ops.
+func (r *Ring) getChain(n int) *chain {
+	r.freeMu.Lock()
+	var c *chain
+	if k := len(r.free); k > 0 {
+		c, r.free = r.free[k-1], r.free[:k-1]
+	}
+	r.freeMu.Unlock()
+	if c == nil {
+		c = &chain{r: r}
+	}
+	for i := len(c.preps); i < n; i++ {
+		c.preps = append(c.preps, func(sqe iouring_syscall.SubmissionQueueEntry, _ *iouring.UserData) {
+			prep(sqe, c.ops[i], i < len(c.ops)-1)
+		})
+	}
+	return c
 }
 
 // Submit implements Submitter.
@@ -157,26 +195,28 @@ func (r *Ring) Submit(ops []Op) (Completion, error) {
 	if len(ops) > r.entries {
 		return nil, fmt.Errorf("ring: chain of %d ops exceeds ring size %d", len(ops), r.entries)
 	}
+	for i := range ops {
+		if err := validate(ops[i]); err != nil {
+			return nil, err
+		}
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
 		return nil, ErrClosed
 	}
-	preps := make([]iouring.PrepRequest, len(ops))
-	for i := range ops {
-		if err := validate(ops[i]); err != nil {
-			return nil, err
-		}
-		preps[i] = prep(ops[i], i < len(ops)-1)
-	}
-	set, err := r.r.SubmitRequests(preps, nil)
+	c := r.getChain(len(ops))
+	c.ops = ops
+	set, err := r.r.SubmitRequests(c.preps[:len(ops)], nil)
 	if err != nil {
+		c.Release()
 		if errors.Is(err, iouring.ErrIOURingClosed) {
 			return nil, ErrClosed
 		}
 		return nil, fmt.Errorf("ring: submit: %w", unwrapErrno(err))
 	}
-	return &completion{set: set, ops: ops}, nil
+	c.set = set
+	return c, nil
 }
 
 func validate(op Op) error {
@@ -205,34 +245,33 @@ func validate(op Op) error {
 	return nil
 }
 
-func prep(op Op, link bool) iouring.PrepRequest {
-	return func(sqe iouring_syscall.SubmissionQueueEntry, _ *iouring.UserData) {
-		var addr uint64
-		if len(op.Buf) > 0 {
-			addr = uint64(uintptr(unsafe.Pointer(&op.Buf[0])))
-		}
-		switch op.Kind {
-		case WriteFixed:
-			sqe.PrepOperation(iouring_syscall.IORING_OP_WRITE_FIXED, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
-			sqe.SetBufIndex(op.BufIndex)
-		case ReadFixed:
-			sqe.PrepOperation(iouring_syscall.IORING_OP_READ_FIXED, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
-			sqe.SetBufIndex(op.BufIndex)
-		case Write:
-			sqe.PrepOperation(iouring_syscall.IORING_OP_WRITE, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
-		case Read:
-			sqe.PrepOperation(iouring_syscall.IORING_OP_READ, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
-		case Fdatasync:
-			sqe.PrepOperation(iouring_syscall.IORING_OP_FSYNC, int32(op.Fd), 0, 0, 0)
-			sqe.SetOpFlags(iouring_syscall.IORING_FSYNC_DATASYNC)
-		case Fsync:
-			sqe.PrepOperation(iouring_syscall.IORING_OP_FSYNC, int32(op.Fd), 0, 0, 0)
-		case SyncRange:
-			sqe.PrepOperation(iouring_syscall.IORING_OP_SYNC_FILE_RANGE, int32(op.Fd), 0, op.Size, uint64(op.Offset))
-			sqe.SetOpFlags(unix.SYNC_FILE_RANGE_WRITE)
-		}
-		if link {
-			sqe.SetFlags(iouring_syscall.IOSQE_FLAGS_IO_LINK)
-		}
+// prep fills sqe for op, linked to the next SQE when link is set.
+func prep(sqe iouring_syscall.SubmissionQueueEntry, op Op, link bool) {
+	var addr uint64
+	if len(op.Buf) > 0 {
+		addr = uint64(uintptr(unsafe.Pointer(&op.Buf[0])))
+	}
+	switch op.Kind {
+	case WriteFixed:
+		sqe.PrepOperation(iouring_syscall.IORING_OP_WRITE_FIXED, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
+		sqe.SetBufIndex(op.BufIndex)
+	case ReadFixed:
+		sqe.PrepOperation(iouring_syscall.IORING_OP_READ_FIXED, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
+		sqe.SetBufIndex(op.BufIndex)
+	case Write:
+		sqe.PrepOperation(iouring_syscall.IORING_OP_WRITE, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
+	case Read:
+		sqe.PrepOperation(iouring_syscall.IORING_OP_READ, int32(op.Fd), addr, uint32(len(op.Buf)), uint64(op.Offset))
+	case Fdatasync:
+		sqe.PrepOperation(iouring_syscall.IORING_OP_FSYNC, int32(op.Fd), 0, 0, 0)
+		sqe.SetOpFlags(iouring_syscall.IORING_FSYNC_DATASYNC)
+	case Fsync:
+		sqe.PrepOperation(iouring_syscall.IORING_OP_FSYNC, int32(op.Fd), 0, 0, 0)
+	case SyncRange:
+		sqe.PrepOperation(iouring_syscall.IORING_OP_SYNC_FILE_RANGE, int32(op.Fd), 0, op.Size, uint64(op.Offset))
+		sqe.SetOpFlags(unix.SYNC_FILE_RANGE_WRITE)
+	}
+	if link {
+		sqe.SetFlags(iouring_syscall.IOSQE_FLAGS_IO_LINK)
 	}
 }

@@ -69,3 +69,47 @@ func TestKick(t *testing.T) {
 	_, err = r.Submit(ops)
 	assert.ErrorIs(t, err, ErrClosed, "a closed ring refuses chains instead of crashing")
 }
+
+// TestChainReuse: a released chain is reused by the next submission, which
+// may hold more ops than it did before; each use reports its own results
+// and a failure in one use does not leak into the next.
+func TestChainReuse(t *testing.T) {
+	r, err := New(8)
+	require.NoError(t, err)
+	defer r.Close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	require.NoError(t, err)
+	defer f.Close()
+	fd := int(f.Fd())
+
+	one := []Op{{Kind: Write, Fd: fd, Buf: []byte("first"), Offset: 0}}
+	c, err := r.Submit(one)
+	require.NoError(t, err)
+	require.NoError(t, Wait(c, one))
+	c.(Releaser).Release()
+
+	two := []Op{{Kind: Write, Fd: fd, Buf: []byte("second"), Offset: 8}, {Kind: Fdatasync, Fd: fd}}
+	c2, err := r.Submit(two)
+	require.NoError(t, err)
+	require.Same(t, c, c2, "the released chain is reused")
+	require.NoError(t, Wait(c2, two))
+	assert.Equal(t, []int32{6, 0}, c2.Results())
+	c2.(Releaser).Release()
+
+	bad := []Op{{Kind: Write, Fd: 1 << 20, Buf: []byte("x"), Offset: 0}, {Kind: Fdatasync, Fd: fd}}
+	c3, err := r.Submit(bad)
+	require.NoError(t, err)
+	require.ErrorIs(t, Wait(c3, bad), syscall.EBADF)
+	assert.Equal(t, []int32{-int32(syscall.EBADF), -int32(syscall.ECANCELED)}, c3.Results())
+	c3.(Releaser).Release()
+
+	c4, err := r.Submit(one)
+	require.NoError(t, err)
+	require.NoError(t, Wait(c4, one))
+	assert.Equal(t, []int32{5}, c4.Results())
+
+	got := make([]byte, 14)
+	_, err = f.ReadAt(got, 0)
+	require.NoError(t, err)
+	assert.Equal(t, "first\x00\x00\x00second", string(got))
+}
