@@ -100,17 +100,20 @@ func (p *prefetchReader) note(c *chunk) {
 // forward through it (the segment reader refills its window from the start
 // of the first frame it could not finish, so consecutive reads overlap a
 // little) from chunks read ahead with READ_FIXED. Any other access pattern
-// restarts the read-ahead at the requested offset; when no registered buffer
-// is free it falls back to pread. Not safe for concurrent use.
+// restarts the read-ahead at the requested offset; a request that goes
+// backwards (recovery looks for the end of the written region from the end
+// of the file) reads only what it asks for. When no registered buffer is
+// free it falls back to pread. Not safe for concurrent use.
 type prefetchReader struct {
 	rr   *readRing
 	f    *os.File
 	size int64
 	q    []*chunk // consecutive chunks in file order
+	prev int64    // offset of the previous request (-1: none yet)
 }
 
 func newPrefetchReader(rr *readRing, f *os.File, size int64) *prefetchReader {
-	return &prefetchReader{rr: rr, f: f, size: size}
+	return &prefetchReader{rr: rr, f: f, size: size, prev: -1}
 }
 
 // end is the file offset after the last chunk issued.
@@ -177,6 +180,8 @@ func (p *prefetchReader) ReadAt(b []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	want := b[:min(int64(len(b)), p.size-off)]
+	backwards := off < p.prev
+	p.prev = off
 	// Keep only chunks from the one holding off on; restart elsewhere.
 	for len(p.q) > 0 && p.q[0].off+int64(p.q[0].n) <= off {
 		p.dropFront()
@@ -209,7 +214,7 @@ func (p *prefetchReader) ReadAt(b []byte, off int64) (int, error) {
 		}
 		n += copy(want[n:], c.buf[pos:c.got])
 	}
-	for len(p.q) < readDepth && p.issue(p.end()) {
+	for !backwards && len(p.q) < readDepth && p.issue(p.end()) {
 	}
 	if n < len(b) {
 		return n, io.EOF

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ringwal/ringwal/internal/ring"
@@ -111,3 +112,40 @@ type gateIO struct {
 }
 
 func (g gateIO) Fdatasync(fd int) error { <-g.gate; return g.osFileIO.Fdatasync(fd) }
+
+// TestPrefetchBackwards: recovery scans for the end of the written region
+// from the end of the file backwards; READ_FIXED reads then cover exactly
+// what was asked for, while a forward scan still reads ahead.
+func TestPrefetchBackwards(t *testing.T) {
+	rr, err := newReadRing()
+	require.NoError(t, err)
+	defer rr.release()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	require.NoError(t, err)
+	defer f.Close()
+	const size, win = 8 << 20, 1 << 20
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	_, err = f.WriteAt(data, 0)
+	require.NoError(t, err)
+
+	p := newPrefetchReader(rr, f, size)
+	buf := make([]byte, win)
+	for off := int64(size - win); off >= 0; off -= win {
+		n, err := p.ReadAt(buf, off)
+		require.NoError(t, err)
+		require.Equal(t, win, n)
+		require.Equal(t, data[off:off+win], buf)
+	}
+	require.NoError(t, p.Close())
+	assert.Equal(t, uint64(size), rr.bytes.Load(), "bytes read by READ_FIXED scanning backwards")
+
+	rr.bytes.Store(0)
+	p = newPrefetchReader(rr, f, size)
+	_, err = p.ReadAt(buf, 0)
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
+	assert.Greater(t, rr.bytes.Load(), uint64(win), "a forward reader reads ahead")
+}
