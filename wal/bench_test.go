@@ -32,7 +32,7 @@ func benchAppend(b *testing.B, be Backend, size, writers int) {
 // benchWriters runs b.N durable appends of size bytes from writers
 // goroutines on a fresh log opened with o, and reports records/s, the
 // average batch and the p99 chain latency. The next segment is prepared only
-// once the first is half full, so nothing is zero-filled in the background
+// once the first is a quarter full, so nothing is zero-filled in the background
 // while the clock runs unless the run itself gets that far.
 func benchWriters(b *testing.B, o Options, size, writers int) {
 	w, err := Open(b.TempDir(), o)
