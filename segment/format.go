@@ -252,24 +252,14 @@ func EncodeFrameHeader(dst []byte, salt uint32, h FrameHeader, payload []byte) {
 	if len(payload) > MaxRecordSizeLimit {
 		panic(fmt.Sprintf("segment: payload of %d bytes exceeds MaxRecordSizeLimit", len(payload)))
 	}
-	if h.Type == 0 {
-		h.Type = TypeRecord
-	}
-	binary.LittleEndian.PutUint32(dst[frmLength:], uint32(len(payload)))
-	binary.LittleEndian.PutUint64(dst[frmLSN:], h.LSN)
-	binary.LittleEndian.PutUint32(dst[frmLag:], h.Lag)
-	dst[frmType] = h.Type
-	dst[frmFlags] = h.Flags
-	binary.LittleEndian.PutUint16(dst[frmEpoch:], h.Epoch)
+	putFrameFields(dst, len(payload), h)
 	binary.LittleEndian.PutUint32(dst[frmCRC:], frameCRC(salt, dst[:FrameHeaderSize], payload))
 }
 
-// encodeFrameInPlace writes the header of the frame dst, whose payload is
-// already in dst[FrameHeaderSize:], with one checksum pass over the
-// contiguous bytes [4, len(dst)): the same checksum EncodeFrameHeader
-// computes from the header fields and the payload apart.
-func encodeFrameInPlace(dst []byte, salt uint32, h FrameHeader) {
-	n := len(dst) - FrameHeaderSize
+// putFrameFields writes every frame header field but the checksum, for a
+// payload of n bytes. A zero Type is written as TypeRecord.
+func putFrameFields(dst []byte, n int, h FrameHeader) {
+	_ = dst[FrameHeaderSize-1]
 	if h.Type == 0 {
 		h.Type = TypeRecord
 	}
@@ -279,6 +269,14 @@ func encodeFrameInPlace(dst []byte, salt uint32, h FrameHeader) {
 	dst[frmType] = h.Type
 	dst[frmFlags] = h.Flags
 	binary.LittleEndian.PutUint16(dst[frmEpoch:], h.Epoch)
+}
+
+// encodeFrameInPlace writes the header of the frame dst, whose payload is
+// already in dst[FrameHeaderSize:], with one checksum pass over the
+// contiguous bytes [4, len(dst)): the same checksum EncodeFrameHeader
+// computes from the header fields and the payload apart.
+func encodeFrameInPlace(dst []byte, salt uint32, h FrameHeader) {
+	putFrameFields(dst, len(dst)-FrameHeaderSize, h)
 	binary.LittleEndian.PutUint32(dst[frmCRC:], crc32.Update(salt, castagnoli, dst[frmLength:]))
 }
 

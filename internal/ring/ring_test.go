@@ -12,16 +12,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// ringAndFile returns a small ring and an empty file, both closed when t ends.
+func ringAndFile(t *testing.T) (*Ring, *os.File) {
+	t.Helper()
+	r, err := New(8)
+	require.NoError(t, err)
+	t.Cleanup(func() { r.Close() })
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return r, f
+}
+
 // TestSyncRangeChain: a write linked to a SyncRange succeeds with 0 for the
 // range op and the data reads back; a SyncRange on a bad descriptor fails
 // with the errno, as an *OpError.
 func TestSyncRangeChain(t *testing.T) {
-	r, err := New(8)
-	require.NoError(t, err)
-	defer r.Close()
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	require.NoError(t, err)
-	defer f.Close()
+	r, f := ringAndFile(t)
 	fd := int(f.Fd())
 	data := []byte("sync_file_range after a write")
 	ops := []Op{
@@ -74,12 +81,7 @@ func TestKick(t *testing.T) {
 // may hold more ops than it did before; each use reports its own results
 // and a failure in one use does not leak into the next.
 func TestChainReuse(t *testing.T) {
-	r, err := New(8)
-	require.NoError(t, err)
-	defer r.Close()
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	require.NoError(t, err)
-	defer f.Close()
+	r, f := ringAndFile(t)
 	fd := int(f.Fd())
 
 	one := []Op{{Kind: Write, Fd: fd, Buf: []byte("first"), Offset: 0}}
