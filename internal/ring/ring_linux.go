@@ -127,7 +127,7 @@ func (r *Ring) Kick() error {
 }
 
 // chain is a submitted chain: it adapts the library's request set. Chains
-// are reused once their owner calls release, so that a submission makes no
+// are reused once their owner calls Release, so that a submission makes no
 // allocation of this package's own (the library still makes its per-request
 // ones): the prep functions are bound to the chain's op slots once, when
 // the chain first holds that many ops.
@@ -159,8 +159,8 @@ func (c *chain) Results() []int32 {
 	return c.res
 }
 
-// Release hands the chain back for reuse (Releaser). The caller must have waited for
-// Done and must not use the chain (or its Results) afterwards.
+// Release hands the chain back for reuse (Releaser). The caller must have
+// waited for Done and must not use the chain (or its Results) afterwards.
 func (c *chain) Release() {
 	c.ops, c.set, c.haveRes = nil, nil, false
 	c.r.freeMu.Lock()
