@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/klauspost/crc32"
 )
@@ -400,9 +401,11 @@ func (r *Reader) corrupt(off int64, lsn uint64, reason string) error {
 
 // writtenEnd returns one past the last non-zero byte of the file at or after
 // x, or x if there is none. It reads backwards from the end of the file, so a
-// full segment costs one read.
+// full segment costs one read; holes at the end of the file (space
+// fallocated and never written reads as a hole on ext4, xfs and tmpfs) are
+// skipped without reading when the io.ReaderAt can say where they are.
 func (r *Reader) writtenEnd(x int64) (int64, error) {
-	for hi := r.size; hi > x; {
+	for hi := r.dataEnd(x); hi > x; {
 		lo := max(x, hi-int64(cap(r.win)))
 		b, err := r.view(lo, int(hi-lo))
 		if err != nil {
@@ -414,6 +417,44 @@ func (r *Reader) writtenEnd(x int64) (int64, error) {
 		hi = lo
 	}
 	return x, nil
+}
+
+// seekData and seekHole are lseek(2)'s SEEK_DATA and SEEK_HOLE.
+const (
+	seekData = 3
+	seekHole = 4
+)
+
+// dataEnd returns an offset in [x, size] after which the file holds only
+// holes (which read as zeros), found with lseek SEEK_DATA / SEEK_HOLE when
+// the io.ReaderAt is also an io.Seeker that supports them (an *os.File on
+// Linux). Otherwise, or on any error, it returns the file size: the caller
+// then reads everything. It moves the Seeker's offset, which ReadAt does
+// not use.
+func (r *Reader) dataEnd(x int64) int64 {
+	sk, ok := r.ra.(io.Seeker)
+	if !ok {
+		return r.size
+	}
+	end := x // end of the last data region seen
+	for off := x; off < r.size; {
+		d, err := sk.Seek(off, seekData)
+		if errors.Is(err, syscall.ENXIO) {
+			break // no data at or after off
+		}
+		if err != nil || d < off {
+			return r.size
+		}
+		if d >= r.size {
+			break
+		}
+		h, err := sk.Seek(d, seekHole)
+		if err != nil || h <= d {
+			return r.size
+		}
+		end, off = min(h, r.size), h
+	}
+	return end
 }
 
 // findAcknowledged scans (x, written) byte by byte for a frame that is valid

@@ -222,6 +222,12 @@ func (p *prefetchReader) ReadAt(b []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// Seek seeks the file (the segment reader asks SEEK_DATA / SEEK_HOLE where
+// the written region ends); ReadAt does not use the offset.
+func (p *prefetchReader) Seek(off int64, whence int) (int64, error) {
+	return p.f.Seek(off, whence)
+}
+
 // Close waits for reads in flight and gives the buffers back.
 func (p *prefetchReader) Close() error {
 	p.reset()
