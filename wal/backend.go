@@ -104,11 +104,13 @@ func (j *pwriteJob) finish() {
 func (j *pwriteJob) Release() {
 	clear(j.ops)
 	j.ops, j.res = j.ops[:0], j.res[:0]
+	// Under the lock: finish sends the wake-up under it too, so a caller
+	// that saw Done closed cannot get here before the value is sent.
+	j.mu.Lock()
 	select {
 	case <-j.wake: // a completion nobody waited for through wait
 	default:
 	}
-	j.mu.Lock()
 	j.finished, j.done = false, nil
 	j.mu.Unlock()
 	j.s.mu.Lock()

@@ -34,16 +34,27 @@ func (w *WAL) TruncateFront(lsn uint64) error {
 	if n == 0 {
 		return nil
 	}
+	// The log's new start is published before any file goes, so that a
+	// read that finds its segment's file closed (ErrNotFound) already sees
+	// FirstLSN past its record.
+	dropped := w.segs[:n:n]
+	w.segs = append(w.segs[:0:0], w.segs[n:]...)
+	w.firstLSN.Store(w.segs[0].base())
 	// Oldest first: a crash in between leaves a shorter, still contiguous
-	// log.
-	for _, s := range w.segs[:n] {
-		if err := os.Remove(s.path); err != nil {
-			return fmt.Errorf("wal: TruncateFront: %w", err)
+	// log. After a failed removal none newer is removed (the files left
+	// are a contiguous older part, back in the log at the next Open).
+	var err error
+	for _, s := range dropped {
+		if err == nil {
+			if e := os.Remove(s.path); e != nil {
+				err = fmt.Errorf("wal: TruncateFront: %w", e)
+			}
 		}
 		_ = s.close()
 	}
-	w.segs = append(w.segs[:0:0], w.segs[n:]...)
-	w.firstLSN.Store(w.segs[0].base())
+	if err != nil {
+		return err
+	}
 	return w.syncDir()
 }
 
