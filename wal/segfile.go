@@ -402,8 +402,10 @@ type fillControl struct {
 func (fc fillControl) hurried() bool { return fc.hurry != nil && fc.hurry.Load() }
 
 // pace waits until the byte at off is due, rate bytes per second after
-// start; a hurry or a stop ends the wait.
-func (fc fillControl) pace(start time.Time, off int64) {
+// start; a hurry or a stop ends the wait. *t is the fill's timer, made on
+// the first wait and reused (a fill waits once per zeroChunk); the caller
+// stops it when the fill ends.
+func (fc fillControl) pace(t **time.Timer, start time.Time, off int64) {
 	if fc.rate <= 0 || fc.hurried() {
 		return
 	}
@@ -411,14 +413,22 @@ func (fc fillControl) pace(start time.Time, off int64) {
 	if d <= 0 {
 		return
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	if *t == nil {
+		*t = time.NewTimer(d)
+	} else {
+		(*t).Reset(d) // stopped or fired: since Go 1.23 no stale tick is left
+	}
 	select {
-	case <-t.C:
+	case <-(*t).C:
 	case <-fc.wake:
 	case <-fc.stop:
 	}
+	(*t).Stop()
 }
+
+// zeroBuf is what zero-fills write from: zeroChunk zeros, never written, so
+// shared by every fill (one allocation per process, not per segment).
+var zeroBuf = make([]byte, zeroChunk)
 
 // zeroChunk is how many zeros a zero-fill writes (and starts writing back)
 // at a time.
@@ -442,10 +452,16 @@ func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os
 			return fail(fmt.Errorf("fallocate %s: %w", path, err))
 		}
 	default:
-		zeros := make([]byte, zeroChunk)
+		zeros := zeroBuf
 		start := time.Now()
+		var timer *time.Timer
+		defer func() {
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
 		for off := int64(0); off < size; off += int64(len(zeros)) {
-			fc.pace(start, off)
+			fc.pace(&timer, start, off)
 			select {
 			case <-fc.stop:
 				return fail(errStopped)
