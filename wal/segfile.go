@@ -402,10 +402,9 @@ type fillControl struct {
 func (fc fillControl) hurried() bool { return fc.hurry != nil && fc.hurry.Load() }
 
 // pace waits until the byte at off is due, rate bytes per second after
-// start; a hurry or a stop ends the wait. *t is the fill's timer, made on
-// the first wait and reused (a fill waits once per zeroChunk); the caller
-// stops it when the fill ends.
-func (fc fillControl) pace(t **time.Timer, start time.Time, off int64) {
+// start; a hurry or a stop ends the wait. t is the fill's timer, stopped
+// between waits and reused for each (a fill waits once per zeroChunk).
+func (fc fillControl) pace(t *time.Timer, start time.Time, off int64) {
 	if fc.rate <= 0 || fc.hurried() {
 		return
 	}
@@ -413,17 +412,13 @@ func (fc fillControl) pace(t **time.Timer, start time.Time, off int64) {
 	if d <= 0 {
 		return
 	}
-	if *t == nil {
-		*t = time.NewTimer(d)
-	} else {
-		(*t).Reset(d) // stopped or fired: since Go 1.23 no stale tick is left
-	}
+	t.Reset(d) // stopped: since Go 1.23 no stale tick is left in t.C
 	select {
-	case <-(*t).C:
+	case <-t.C:
 	case <-fc.wake:
 	case <-fc.stop:
 	}
-	(*t).Stop()
+	t.Stop()
 }
 
 // zeroBuf is what zero-fills write from: zeroChunk zeros, never written, so
@@ -454,14 +449,10 @@ func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os
 	default:
 		zeros := zeroBuf
 		start := time.Now()
-		var timer *time.Timer
-		defer func() {
-			if timer != nil {
-				timer.Stop()
-			}
-		}()
+		timer := time.NewTimer(time.Hour)
+		timer.Stop()
 		for off := int64(0); off < size; off += int64(len(zeros)) {
-			fc.pace(&timer, start, off)
+			fc.pace(timer, start, off)
 			select {
 			case <-fc.stop:
 				return fail(errStopped)
