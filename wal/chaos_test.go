@@ -139,11 +139,8 @@ func (c *chaosRing) Submit(ops []ring.Op) (ring.Completion, error) {
 		}
 		return comp, err
 	}
-	// fake reports results decided here, once the real chain (if any) is
-	// done with the buffers.
-	fake := func(real ring.Completion, edit func(res []int32)) ring.Completion {
-		return afterDone(real, len(ops), edit)
-	}
+	// The faults below report results decided here (afterDone), once the
+	// real chain (if any) is done with the buffers.
 	cancelFrom := func(res []int32, i int) {
 		for j := i; j < len(res); j++ {
 			res[j] = -int32(syscall.ECANCELED)
@@ -163,7 +160,7 @@ func (c *chaosRing) Submit(ops []ring.Op) (ring.Completion, error) {
 		if err != nil {
 			return nil, err
 		}
-		return fake(real, func(res []int32) { cancelFrom(res, wi+1) }), nil
+		return afterDone(real, len(ops), func(res []int32) { cancelFrom(res, wi+1) }), nil
 	case faultEIOWrite, faultENOSPC:
 		if wi < 0 {
 			break
@@ -179,7 +176,7 @@ func (c *chaosRing) Submit(ops []ring.Op) (ring.Completion, error) {
 		if kind == faultENOSPC {
 			errno = syscall.ENOSPC
 		}
-		return fake(real, func(res []int32) {
+		return afterDone(real, len(ops), func(res []int32) {
 			cancelFrom(res, wi)
 			res[wi] = -int32(errno)
 		}), nil
@@ -199,7 +196,7 @@ func (c *chaosRing) Submit(ops []ring.Op) (ring.Completion, error) {
 		if kind == faultCancel {
 			errno = syscall.ECANCELED
 		}
-		return fake(real, func(res []int32) {
+		return afterDone(real, len(ops), func(res []int32) {
 			cancelFrom(res, at)
 			res[at] = -int32(errno)
 		}), nil
