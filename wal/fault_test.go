@@ -190,7 +190,7 @@ func (r *reorderRing) Submit(ops []ring.Op) (ring.Completion, error) {
 	c, err := r.inner.Submit(ops)
 	if err != nil || !r.first.CompareAndSwap(false, true) {
 		if err == nil {
-			done := c.Done() // now: the wal recycles c once completed
+			done := c.Done() // before the wal has c: it recycles c once completed
 			go func() { <-done; r.later.Add(1) }()
 		}
 		return c, err
