@@ -158,11 +158,16 @@ func (s *pwriteSubmitter) run() {
 	}
 }
 
-func (s *pwriteSubmitter) exec(j *pwriteJob) {
+func (s *pwriteSubmitter) exec(j *pwriteJob) { execOps(s.io, j.ops, j.res) }
+
+// execOps runs a chain with ordinary syscalls, putting each op's result in
+// res as io_uring would report it: the first failed or short op cancels
+// the ops after it (-ECANCELED).
+func execOps(io fileIO, ops []ring.Op, res []int32) {
 	failed := false
-	for i, op := range j.ops {
+	for i, op := range ops {
 		if failed {
-			j.res[i] = -int32(syscall.ECANCELED)
+			res[i] = -int32(syscall.ECANCELED)
 			continue
 		}
 		var (
@@ -175,14 +180,14 @@ func (s *pwriteSubmitter) exec(j *pwriteJob) {
 			// One pwrite, like the single SQE: a short count is reported,
 			// not retried, so that both backends fail the same way.
 			var n int
-			n, err = s.io.Pwrite(op.Fd, op.Buf, op.Offset)
+			n, err = io.Pwrite(op.Fd, op.Buf, op.Offset)
 			r, want = int32(n), int32(len(op.Buf))
 		case ring.Fdatasync:
-			err = s.io.Fdatasync(op.Fd)
+			err = io.Fdatasync(op.Fd)
 		case ring.Fsync:
-			err = s.io.Fsync(op.Fd)
+			err = io.Fsync(op.Fd)
 		case ring.SyncRange:
-			err = s.io.SyncRange(op.Fd, op.Offset, int64(op.Size))
+			err = io.SyncRange(op.Fd, op.Offset, int64(op.Size))
 		default:
 			err = syscall.EINVAL
 		}
@@ -190,7 +195,7 @@ func (s *pwriteSubmitter) exec(j *pwriteJob) {
 			r = -int32(errnoOf(err))
 		}
 		failed = r != want
-		j.res[i] = r
+		res[i] = r
 	}
 }
 
