@@ -6,6 +6,7 @@ package wal
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -449,9 +450,23 @@ var badInputCases = []struct {
 	{"concurrent TruncateFront and TruncateBack with appends", concurrentTruncation},
 }
 
+// remount changes a tmpfs mount's flags (MS_RDONLY, or 0 for read-write).
+// A read-only remount fails with EBUSY while a file on the mount is still
+// open for writing. After a closed log's io_uring ring, the kernel drops the
+// last references of the ring's completed requests to their files a little
+// later (task_work of the submitting threads, ring teardown in a
+// workqueue): on a loaded machine the first remount can come too early, so
+// EBUSY is retried for a few seconds.
 func remount(t *testing.T, mnt string, flags uintptr) error {
 	t.Helper()
-	return syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT|flags, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT|flags, "")
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestBadInputTable runs every bad-input case on both backends.
