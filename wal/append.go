@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -644,46 +646,129 @@ func (w *WAL) submitLocked(b *batch) error {
 // the ring (see awaitChain).
 const kickAfter = time.Second
 
-// awaitChain waits for b's chain to complete. On the io_uring backend it
-// kicks the ring (a no-op submission) each kickAfter the chain is still in
-// flight: a completion whose wake-up went missing in the ring library's
-// eventfd/epoll reaper is then picked up, instead of leaving every appender
-// waiting forever. A slow disk just costs a no-op per second.
-func (w *WAL) awaitChain(b *batch) {
+// rescueAfter is how long a chain may be in flight on the io_uring backend
+// before the completer stops waiting for the kernel and performs it itself
+// (see rescue).
+const rescueAfter = 5 * time.Second
+
+// awaitChain waits for b's chain to complete and returns its results. On
+// the io_uring backend it kicks the ring (a no-op submission) each kickAfter
+// the chain is still in flight: a completion whose wake-up went missing in
+// the ring library's eventfd/epoll reaper is then picked up. A chain still
+// in flight after rescueAfter is rescued (rescued true): its ops are run
+// with pwrite and fdatasync and those results are returned. A slow disk
+// costs a no-op per second and, past rescueAfter, one more write and sync
+// of the same bytes; a chain the kernel never completes no longer leaves
+// its appenders waiting forever.
+func (w *WAL) awaitChain(b *batch) (res []int32, rescued bool) {
 	if j, ok := b.comp.(interface{ wait() }); ok {
 		j.wait() // a pwrite job: no channel made per chain
-		return
+		return b.comp.Results(), false
 	}
 	done := b.comp.Done()
 	if w.ring == nil {
 		<-done
-		return
+		return b.comp.Results(), false
 	}
 	select {
 	case <-done:
-		return
+		return b.comp.Results(), false
 	default:
 	}
-	if w.kickTimer == nil {
-		w.kickTimer = time.NewTimer(kickAfter)
-	} else {
-		w.kickTimer.Reset(kickAfter)
-	}
+	rescueAt := w.opts.rescueAfter
 	for {
+		wait := kickAfter
+		if left := rescueAt - time.Since(b.submitAt); left < wait {
+			wait = max(left, 0)
+		}
+		if w.kickTimer == nil {
+			w.kickTimer = time.NewTimer(wait)
+		} else {
+			w.kickTimer.Reset(wait)
+		}
 		select {
 		case <-done:
 			w.kickTimer.Stop()
-			return
+			return b.comp.Results(), false
 		case <-w.kickTimer.C:
-			w.stats.kicks.Add(1)
-			w.log.Info("chain in flight for long: kicking the ring", "segment", b.seg.name,
-				"offset", b.offset, "in_flight", time.Since(b.submitAt))
-			if err := w.ring.Kick(); err != nil {
-				w.log.Warn("kick failed", "err", err)
-			}
-			w.kickTimer.Reset(kickAfter)
+		}
+		inFlight := time.Since(b.submitAt)
+		if inFlight >= rescueAt {
+			return w.rescue(b, inFlight), true
+		}
+		w.stats.kicks.Add(1)
+		w.log.Info("chain in flight for long: kicking the ring", "segment", b.seg.name,
+			"offset", b.offset, "in_flight", inFlight)
+		if err := w.ring.Kick(); err != nil {
+			w.log.Warn("kick failed", "err", err)
 		}
 	}
+}
+
+// rescue runs the ops of b's chain, which the kernel has not completed in
+// rescueAfter, with ordinary syscalls (pwrite, fdatasync), and returns their
+// results in the chain's form. A write the kernel runs later writes the
+// same bytes to the same place; its registered buffers stay out of the pool
+// until then (abandon), so they are never reused under it.
+func (w *WAL) rescue(b *batch, inFlight time.Duration) []int32 {
+	w.stats.rescues.Add(1)
+	w.log.Warn("chain not completed by the kernel: writing and syncing it with pwrite and fdatasync",
+		"segment", b.seg.name, "offset", b.offset, "ops", len(b.ops), "in_flight", inFlight)
+	io := w.opts.fileIO
+	if io == nil {
+		io = osFileIO{}
+	}
+	res := make([]int32, len(b.ops))
+	execOps(io, b.ops, res)
+	return res
+}
+
+// abandon keeps what a rescued chain still uses in the kernel (its ops,
+// their heap buffers, its registered buffers) until the kernel completes it,
+// then gives the buffers back to the pool. Close stops waiting after a
+// while; the buffers then stay mapped (see Close).
+func (w *WAL) abandon(b *batch) {
+	ops := slices.Clone(b.ops)
+	var fixed []uint16
+	kept := b.pieces[:0]
+	for _, p := range b.pieces {
+		if p.fixed {
+			fixed = append(fixed, p.idx)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	b.pieces = kept
+	comp, name, off := b.comp, b.seg.name, b.offset
+	w.mu.Lock()
+	w.abandoned++
+	w.mu.Unlock()
+	w.abandonWG.Add(1)
+	go func() {
+		defer w.abandonWG.Done()
+		select {
+		case <-comp.Done():
+		case <-w.giveUp:
+			runtime.KeepAlive(ops)
+			return
+		}
+		err := ring.Check(ops, comp.Results())
+		w.log.Info("rescued chain completed by the kernel", "segment", name, "offset", off, "result", err)
+		for _, idx := range fixed {
+			_ = w.pool.CompleteInFlight(idx)
+			if err := w.pool.Release(idx); err != nil {
+				w.log.Error("release buffer", "idx", idx, "err", err)
+			}
+		}
+		if r, ok := comp.(ring.Releaser); ok {
+			r.Release()
+		}
+		runtime.KeepAlive(ops)
+		w.mu.Lock()
+		w.abandoned--
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	}()
 }
 
 // completer receives chains in submission order and acknowledges them in
@@ -692,18 +777,22 @@ func (w *WAL) awaitChain(b *batch) {
 func (w *WAL) completer() {
 	defer close(w.compDone)
 	for b := range w.submitted {
-		w.awaitChain(b)
-		err := ring.Check(b.ops, b.comp.Results())
+		res, rescued := w.awaitChain(b)
+		err := ring.Check(b.ops, res)
 		lat := time.Since(b.submitAt)
-		if r, ok := b.comp.(ring.Releaser); ok {
-			r.Release() // no one holds b.comp past this point
-		}
-		b.comp = nil
-		for _, p := range b.pieces {
-			if p.fixed {
-				_ = w.pool.CompleteInFlight(p.idx)
+		if rescued {
+			w.abandon(b) // still in the kernel: keeps its buffers
+		} else {
+			if r, ok := b.comp.(ring.Releaser); ok {
+				r.Release() // no one holds b.comp past this point
+			}
+			for _, p := range b.pieces {
+				if p.fixed {
+					_ = w.pool.CompleteInFlight(p.idx)
+				}
 			}
 		}
+		b.comp = nil
 
 		w.mu.Lock()
 		w.noteWaitingLocked()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/ringwal/ringwal/internal/ring"
 	"github.com/ringwal/ringwal/segment"
@@ -114,7 +115,8 @@ type Options struct {
 
 	// Test hooks.
 	wrapSubmitter func(ring.Submitter) ring.Submitter // wraps the backend
-	fileIO        fileIO                              // pwrite backend's syscalls
+	fileIO        fileIO                              // pwrite backend's syscalls (and rescues')
+	rescueAfter   time.Duration                       // 0: rescueAfter
 }
 
 // Defaults.
@@ -130,6 +132,9 @@ const (
 func (o Options) withDefaults() (Options, error) {
 	if o.SegmentSize == 0 {
 		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.rescueAfter == 0 {
+		o.rescueAfter = rescueAfter
 	}
 	if o.BufferSize == 0 {
 		o.BufferSize = DefaultBufferSize

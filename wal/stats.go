@@ -20,6 +20,7 @@ type stats struct {
 	appends   atomic.Uint64
 	rotations atomic.Uint64
 	kicks     atomic.Uint64
+	rescues   atomic.Uint64
 
 	mu          sync.Mutex
 	batches     uint64
@@ -77,7 +78,11 @@ type Stats struct {
 	// Kicks counts no-op submissions (io_uring backend) made because a
 	// chain was in flight for more than a second: each wakes the ring
 	// library's reaper, in case a completion's wake-up went missing.
-	Kicks    uint64
+	Kicks uint64
+	// Rescues counts chains (io_uring backend) still in flight after 5 s,
+	// which the log then wrote and synced itself with pwrite and
+	// fdatasync instead of waiting for the kernel (see PERFORMANCE.md).
+	Rescues  uint64
 	FirstLSN uint64
 	LastLSN  uint64
 	Failed   error // non-nil once the log failed
@@ -110,6 +115,7 @@ func (w *WAL) Stats() Stats {
 	st.Appends = w.stats.appends.Load()
 	st.Rotations = w.stats.rotations.Load()
 	st.Kicks = w.stats.kicks.Load()
+	st.Rescues = w.stats.rescues.Load()
 	if w.pool != nil {
 		st.Pool = w.pool.Stats()
 	}

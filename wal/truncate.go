@@ -90,6 +90,12 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 	if lsn >= w.LastLSN() {
 		return nil
 	}
+	if err := w.waitAbandonedLocked(); err != nil {
+		return err
+	}
+	if w.closed {
+		return ErrClosed
+	}
 
 	// The segment that will hold lsn as its last record (or, when lsn is
 	// below the first segment's base, the first segment, emptied).

@@ -60,6 +60,10 @@ var (
 	// ErrLocked: another process (or another WAL in this one) holds the
 	// directory.
 	ErrLocked = errors.New("wal: directory is locked by another writer")
+	// ErrStalled: TruncateBack found a write the completer had to rescue
+	// (the kernel did not complete it; Stats.Rescues) still pending in the
+	// kernel after waiting for it. Retry later, or Close and reopen.
+	ErrStalled = errors.New("wal: a rescued write is still pending in the kernel")
 	// ErrFailed: a write or fdatasync failed earlier; the log accepts no more
 	// appends. Reopen it to recover.
 	ErrFailed = errors.New("wal: log failed")
@@ -141,6 +145,12 @@ type WAL struct {
 	kickTimer *time.Timer // the completer's (awaitChain)
 	compDone  chan struct{}
 
+	// Rescued chains still in the kernel (abandon). abandoned is guarded by
+	// mu; giveUp is closed by Close when it stops waiting for them.
+	abandoned int
+	abandonWG sync.WaitGroup
+	giveUp    chan struct{}
+
 	stats stats
 }
 
@@ -190,6 +200,7 @@ func Open(dir string, opts Options) (*WAL, error) {
 	w.maybePrepareLocked()
 	w.submitted = make(chan *batch, o.MaxInFlight+1)
 	w.compDone = make(chan struct{})
+	w.giveUp = make(chan struct{})
 	go w.completer()
 	ok = true
 	w.log.Info("wal opened", "dir", dir, "backend", w.backend, "first_lsn", w.FirstLSN(), "last_lsn", w.LastLSN(), "segments", len(w.segs))
@@ -286,6 +297,7 @@ func (w *WAL) Close() error {
 	close(w.submitted)
 	<-w.compDone
 	w.prep.stop()
+	w.stopAbandoned()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -308,7 +320,13 @@ func (w *WAL) releaseResources() error {
 	if w.pwrite != nil {
 		w.pwrite.close()
 	}
-	if w.pool != nil {
+	switch {
+	case w.pool == nil:
+	case w.abandoned > 0:
+		// The kernel may still read these buffers: leave the pool mapped
+		// (closing the ring below makes the kernel cancel the ops).
+		w.log.Warn("rescued chains still in the kernel at close: their buffers stay mapped", "chains", w.abandoned)
+	default:
 		if err := w.pool.Close(); err != nil && !errors.Is(err, bufpool.ErrClosed) {
 			errs = append(errs, err)
 		}
@@ -336,6 +354,36 @@ func (w *WAL) releaseResources() error {
 		w.lockFile.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// stopAbandoned waits up to kickAfter for rescued chains still in the
+// kernel to complete, then stops waiting for them.
+func (w *WAL) stopAbandoned() {
+	done := make(chan struct{})
+	go func() { w.abandonWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(kickAfter):
+		close(w.giveUp)
+		<-done
+	}
+}
+
+// waitAbandonedLocked waits up to rescueAfter until no rescued chain is
+// still in the kernel. Such a chain's write, if the kernel runs it late,
+// writes its bytes again where they already are; were the log cut back and
+// new records written there first, it would overwrite them.
+func (w *WAL) waitAbandonedLocked() error {
+	deadline := time.Now().Add(w.opts.rescueAfter)
+	for w.abandoned > 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %d rescued chain(s) still in the kernel", ErrStalled, w.abandoned)
+		}
+		w.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+		w.mu.Lock()
+	}
+	return nil
 }
 
 // syncDir makes the directory's entries durable.

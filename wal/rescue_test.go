@@ -1,0 +1,173 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ringwal/ringwal/internal/ring"
+)
+
+// lostRing passes chains to the real ring, except the at-th chain that ends
+// in fdatasync: that one it never hands to the kernel, as if the kernel had
+// taken it and never completed it. When gate is closed the chain "runs
+// late": with late set its writes and syncs are done then (the same bytes,
+// at the same place, as a late kernel write would), otherwise it completes
+// cancelled, as when the ring is torn down.
+type lostRing struct {
+	inner ring.Submitter
+	at    int64
+	late  bool
+	gate  chan struct{}
+
+	syncs atomic.Int64
+	done  chan struct{} // closed once the lost chain completed
+}
+
+func (r *lostRing) Submit(ops []ring.Op) (ring.Completion, error) {
+	if ops[len(ops)-1].Kind != ring.Fdatasync || r.syncs.Add(1) != r.at {
+		return r.inner.Submit(ops)
+	}
+	ops = slices.Clone(ops)
+	fc := &fakeCompletion{done: make(chan struct{}), res: make([]int32, len(ops))}
+	go func() {
+		<-r.gate
+		if r.late {
+			execOps(osFileIO{}, ops, fc.res)
+		} else {
+			for i := range fc.res {
+				fc.res[i] = -int32(syscall.ECANCELED)
+			}
+		}
+		close(fc.done)
+		close(r.done)
+	}()
+	return fc, nil
+}
+
+// A chain the kernel never completes must not leave its appender waiting
+// forever: after rescueAfter the completer writes and syncs it itself, the
+// appender gets its LSN, the records are durable, and the chain's buffer
+// stays out of the pool until the kernel lets go of it.
+func TestLostChainIsRescued(t *testing.T) {
+	for _, late := range []bool{true, false} {
+		t.Run(fmt.Sprintf("kernel-runs-it-late=%v", late), func(t *testing.T) {
+			o := smallOpts(BackendURing)
+			o.rescueAfter = time.Second
+			lr := &lostRing{at: 3, late: late, gate: make(chan struct{}), done: make(chan struct{})}
+			o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { lr.inner = s; return lr }
+			dir := t.TempDir()
+			w := openT(t, dir, o)
+			defer func() {
+				select {
+				case <-lr.gate:
+				default:
+					close(lr.gate) // after Close: the lost chain completes cancelled
+				}
+			}()
+
+			for i := range 10 {
+				lsn, err := appendWithin(t, w, payload(uint64(i+1), 100), 10*time.Second)
+				require.NoError(t, err)
+				require.Equal(t, uint64(i+1), lsn)
+			}
+			// A real chain slower than rescueAfter (a loaded disk) is rescued
+			// too and gives its buffer back when it completes; the lost
+			// chain's buffer stays out of the pool.
+			st := w.Stats()
+			assert.GreaterOrEqual(t, st.Rescues, uint64(1))
+			assert.Nil(t, st.Failed)
+			require.Eventually(t, func() bool { return w.Stats().Pool.InFlightCount == 1 },
+				5*time.Second, 5*time.Millisecond, "the lost chain's buffer must stay out of the pool")
+			time.Sleep(50 * time.Millisecond)
+			assert.Equal(t, 1, w.Stats().Pool.InFlightCount, "the lost chain's buffer must stay out of the pool")
+
+			if late {
+				close(lr.gate)
+				<-lr.done
+				require.Eventually(t, func() bool { return w.Stats().Pool.InFlightCount == 0 },
+					5*time.Second, 5*time.Millisecond, "the buffer goes back once the kernel completed the chain")
+				require.NoError(t, w.TruncateBack(8))
+				lsn, err := w.Append(payload(9, 100))
+				require.NoError(t, err)
+				require.Equal(t, uint64(9), lsn)
+			} else {
+				// Cutting the log back would let the pending write land on
+				// new records later: refused while it is pending.
+				err := w.TruncateBack(8)
+				require.ErrorIs(t, err, ErrStalled)
+			}
+			start := time.Now()
+			require.NoError(t, w.Close())
+			assert.Less(t, time.Since(start), 3*time.Second, "Close waits a bounded time for the lost chain")
+
+			// Everything acknowledged is on disk: only the rescue wrote the
+			// lost chain's records when the kernel never ran it.
+			w2 := openT(t, dir, smallOpts(BackendURing))
+			defer w2.Close()
+			recs := readAll(t, w2, 1)
+			want := 10
+			if late {
+				want = 9
+			}
+			require.Len(t, recs, want)
+			for i, r := range recs {
+				require.Equal(t, payload(uint64(i+1), 100), r.Data, "record %d", i+1)
+			}
+		})
+	}
+}
+
+// appendWithin appends p, failing the test if Append has not returned in d.
+func appendWithin(t *testing.T, w *WAL, p []byte, d time.Duration) (uint64, error) {
+	t.Helper()
+	type result struct {
+		lsn uint64
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		lsn, err := w.Append(p)
+		ch <- result{lsn, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.lsn, r.err
+	case <-time.After(d):
+		t.Fatalf("Append still waiting after %v: the lost chain was not rescued", d)
+		return 0, nil
+	}
+}
+
+// failSyncIO fails every fdatasync with EIO.
+type failSyncIO struct{ osFileIO }
+
+func (failSyncIO) Fdatasync(int) error { return syscall.EIO }
+
+// A rescue whose own fdatasync fails acknowledges nothing and fails the log
+// (never retry a failed sync).
+func TestFailedRescueFailsTheLog(t *testing.T) {
+	o := smallOpts(BackendURing)
+	o.rescueAfter = 200 * time.Millisecond
+	o.fileIO = failSyncIO{}
+	lr := &lostRing{at: 2, gate: make(chan struct{}), done: make(chan struct{})}
+	defer close(lr.gate)
+	o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { lr.inner = s; return lr }
+	w := openT(t, t.TempDir(), o)
+	_, err := w.Append(payload(1, 100))
+	require.NoError(t, err)
+	_, err = appendWithin(t, w, payload(2, 100), 10*time.Second)
+	require.Error(t, err)
+	require.True(t, errors.Is(err, syscall.EIO), "got %v", err)
+	_, err = w.Append(payload(3, 100))
+	require.Error(t, err, "a failed log acknowledges nothing more")
+	assert.GreaterOrEqual(t, w.Stats().Rescues, uint64(1))
+	_ = w.Close()
+}
