@@ -739,9 +739,10 @@ func (w *WAL) abandon(b *batch) {
 		}
 	}
 	b.pieces = kept
-	comp, name, off := b.comp, b.seg.name, b.offset
+	comp, seg, off := b.comp, b.seg, b.offset
 	w.mu.Lock()
 	w.abandoned++
+	w.abandonedOn[seg]++
 	w.mu.Unlock()
 	w.abandonWG.Add(1)
 	go func() {
@@ -753,7 +754,7 @@ func (w *WAL) abandon(b *batch) {
 			return
 		}
 		err := ring.Check(ops, comp.Results())
-		w.log.Info("rescued chain completed by the kernel", "segment", name, "offset", off, "result", err)
+		w.log.Info("rescued chain completed by the kernel", "segment", seg.name, "offset", off, "result", err)
 		for _, idx := range fixed {
 			_ = w.pool.CompleteInFlight(idx)
 			if err := w.pool.Release(idx); err != nil {
@@ -766,6 +767,9 @@ func (w *WAL) abandon(b *batch) {
 		runtime.KeepAlive(ops)
 		w.mu.Lock()
 		w.abandoned--
+		if w.abandonedOn[seg]--; w.abandonedOn[seg] == 0 {
+			delete(w.abandonedOn, seg)
+		}
 		w.cond.Broadcast()
 		w.mu.Unlock()
 	}()

@@ -29,6 +29,9 @@ func (w *WAL) TruncateFront(lsn uint64) error {
 		if w.inflight > 0 && w.infSeg == w.segs[n] {
 			break // its last chains are still being written
 		}
+		if w.abandonedOn[w.segs[n]] > 0 {
+			break // a rescued chain on it is still in the kernel
+		}
 		n++
 	}
 	if n == 0 {

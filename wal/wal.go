@@ -145,11 +145,13 @@ type WAL struct {
 	kickTimer *time.Timer // the completer's (awaitChain)
 	compDone  chan struct{}
 
-	// Rescued chains still in the kernel (abandon). abandoned is guarded by
-	// mu; giveUp is closed by Close when it stops waiting for them.
-	abandoned int
-	abandonWG sync.WaitGroup
-	giveUp    chan struct{}
+	// Rescued chains still in the kernel (abandon), in all and per segment
+	// (TruncateFront keeps such a segment's file open), guarded by mu;
+	// giveUp is closed by Close when it stops waiting for them.
+	abandoned   int
+	abandonedOn map[*segFile]int
+	abandonWG   sync.WaitGroup
+	giveUp      chan struct{}
 
 	stats stats
 }
@@ -201,6 +203,7 @@ func Open(dir string, opts Options) (*WAL, error) {
 	w.submitted = make(chan *batch, o.MaxInFlight+1)
 	w.compDone = make(chan struct{})
 	w.giveUp = make(chan struct{})
+	w.abandonedOn = map[*segFile]int{}
 	go w.completer()
 	ok = true
 	w.log.Info("wal opened", "dir", dir, "backend", w.backend, "first_lsn", w.FirstLSN(), "last_lsn", w.LastLSN(), "segments", len(w.segs))
