@@ -84,6 +84,7 @@ func TestLostChainIsRescued(t *testing.T) {
 			st := w.Stats()
 			assert.GreaterOrEqual(t, st.Rescues, uint64(1))
 			assert.Nil(t, st.Failed)
+			assert.Contains(t, st.String(), fmt.Sprintf(" rescues=%d", st.Rescues))
 			require.Eventually(t, func() bool { return w.Stats().Pool.InFlightCount == 1 },
 				5*time.Second, 5*time.Millisecond, "the lost chain's buffer must stay out of the pool")
 			time.Sleep(50 * time.Millisecond)
@@ -184,6 +185,8 @@ func TestFailedRescueFailsTheLog(t *testing.T) {
 	require.True(t, errors.Is(err, syscall.EIO), "got %v", err)
 	_, err = w.Append(payload(3, 100))
 	require.Error(t, err, "a failed log acknowledges nothing more")
-	assert.GreaterOrEqual(t, w.Stats().Rescues, uint64(1))
+	st := w.Stats()
+	assert.GreaterOrEqual(t, st.Rescues, uint64(1))
+	assert.Contains(t, st.String(), "failed=", "a failed log says so in its one-line stats")
 	_ = w.Close()
 }
