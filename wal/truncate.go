@@ -13,8 +13,10 @@ import (
 // TruncateFront drops whole segments all of whose records are below lsn
 // (typically a checkpoint: every record before it was applied elsewhere), and
 // syncs the directory. Records below lsn that share a segment with lsn stay;
-// FirstLSN reports what is left. The active segment is never dropped. lsn
-// must be at most LastLSN()+1.
+// FirstLSN reports what is left. The active segment is never dropped, nor
+// (with the segments after it) one that a rescued chain still in the
+// kernel writes to (Stats.Rescues): a later call drops it. lsn must be at
+// most LastLSN()+1.
 func (w *WAL) TruncateFront(lsn uint64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -64,7 +66,8 @@ func (w *WAL) TruncateFront(lsn uint64) error {
 // TruncateBack drops every record after lsn, durably: when it returns, no
 // crash can bring them back. Appends wait while it runs. The next record
 // appended gets lsn+1. lsn must be at least FirstLSN()-1 (which empties the
-// log).
+// log). While a rescued chain is still pending in the kernel it waits for
+// it, up to 5 s, and then returns ErrStalled, changing nothing.
 func (w *WAL) TruncateBack(lsn uint64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
