@@ -755,6 +755,16 @@ func (w *WAL) abandon(b *batch) {
 		}
 		err := ring.Check(ops, comp.Results())
 		w.log.Info("rescued chain completed by the kernel", "segment", seg.name, "offset", off, "result", err)
+		// The kernel is done with it: no longer pending for the
+		// truncations, then (so that a buffer back in the pool means
+		// that) its buffers go back.
+		w.mu.Lock()
+		w.abandoned--
+		if w.abandonedOn[seg]--; w.abandonedOn[seg] == 0 {
+			delete(w.abandonedOn, seg)
+		}
+		w.cond.Broadcast()
+		w.mu.Unlock()
 		for _, idx := range fixed {
 			_ = w.pool.CompleteInFlight(idx)
 			if err := w.pool.Release(idx); err != nil {
@@ -765,13 +775,6 @@ func (w *WAL) abandon(b *batch) {
 			r.Release()
 		}
 		runtime.KeepAlive(ops)
-		w.mu.Lock()
-		w.abandoned--
-		if w.abandonedOn[seg]--; w.abandonedOn[seg] == 0 {
-			delete(w.abandonedOn, seg)
-		}
-		w.cond.Broadcast()
-		w.mu.Unlock()
 	}()
 }
 
