@@ -741,7 +741,6 @@ func (w *WAL) abandon(b *batch) {
 	b.pieces = kept
 	comp, seg, off := b.comp, b.seg, b.offset
 	w.mu.Lock()
-	w.abandoned++
 	w.abandonedOn[seg]++
 	w.mu.Unlock()
 	w.abandonWG.Add(1)
@@ -759,11 +758,10 @@ func (w *WAL) abandon(b *batch) {
 		// truncations, then (so that a buffer back in the pool means
 		// that) its buffers go back.
 		w.mu.Lock()
-		w.abandoned--
 		if w.abandonedOn[seg]--; w.abandonedOn[seg] == 0 {
 			delete(w.abandonedOn, seg)
 		}
-		w.cond.Broadcast()
+		w.cond.Broadcast() // TruncateBack may wait (waitAbandonedLocked)
 		w.mu.Unlock()
 		for _, idx := range fixed {
 			_ = w.pool.CompleteInFlight(idx)

@@ -145,10 +145,9 @@ type WAL struct {
 	kickTimer *time.Timer // the completer's (awaitChain)
 	compDone  chan struct{}
 
-	// Rescued chains still in the kernel (abandon), in all and per segment
+	// Rescued chains still in the kernel (abandon), counted per segment
 	// (TruncateFront keeps such a segment's file open), guarded by mu;
 	// giveUp is closed by Close when it stops waiting for them.
-	abandoned   int
 	abandonedOn map[*segFile]int
 	abandonWG   sync.WaitGroup
 	giveUp      chan struct{}
@@ -325,10 +324,10 @@ func (w *WAL) releaseResources() error {
 	}
 	switch {
 	case w.pool == nil:
-	case w.abandoned > 0:
+	case len(w.abandonedOn) > 0:
 		// The kernel may still read these buffers: leave the pool mapped
 		// (closing the ring below makes the kernel cancel the ops).
-		w.log.Warn("rescued chains still in the kernel at close: their buffers stay mapped", "chains", w.abandoned)
+		w.log.Warn("rescued chains still in the kernel at close: their buffers stay mapped", "segments", len(w.abandonedOn))
 	default:
 		if err := w.pool.Close(); err != nil && !errors.Is(err, bufpool.ErrClosed) {
 			errs = append(errs, err)
@@ -375,16 +374,25 @@ func (w *WAL) stopAbandoned() {
 // waitAbandonedLocked waits up to rescueAfter until no rescued chain is
 // still in the kernel. Such a chain's write, if the kernel runs it late,
 // writes its bytes again where they already are; were the log cut back and
-// new records written there first, it would overwrite them.
+// new records written there first, it would overwrite them. Each one that
+// completes broadcasts on cond (abandon), and so does a timer at the
+// deadline.
 func (w *WAL) waitAbandonedLocked() error {
+	if len(w.abandonedOn) == 0 {
+		return nil
+	}
 	deadline := time.Now().Add(w.opts.rescueAfter)
-	for w.abandoned > 0 {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %d rescued chain(s) still in the kernel", ErrStalled, w.abandoned)
-		}
-		w.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
+	t := time.AfterFunc(w.opts.rescueAfter, func() {
 		w.mu.Lock()
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	})
+	defer t.Stop()
+	for len(w.abandonedOn) > 0 {
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%w: rescued chains still in the kernel on %d segment(s)", ErrStalled, len(w.abandonedOn))
+		}
+		w.cond.Wait()
 	}
 	return nil
 }
