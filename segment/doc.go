@@ -23,7 +23,10 @@
 //	+----------------+--------------------------+-------+-------+-----+-----------------------+
 //
 // Files are preallocated (zero-filled or fallocated) to the segment size, so
-// the space after the last frame reads as zeros. A file may also be shorter
+// the space after the last frame reads as zeros, except in a recycled segment
+// (header flag Recycled, below), whose file held an earlier segment and is
+// overwritten in place: there the space after the last frame may hold that
+// segment's stale frames. A file may also be shorter
 // than its header's Size, for example after a crash before preallocation
 // reached the disk; a reader goes by the actual file size.
 //
@@ -59,7 +62,8 @@
 //	24     8    BaseLSN     LSN of the first record in the segment; equals the LSN in the file name
 //	32     8    Size        size the file was preallocated to at creation; no frame is written past it
 //	40     4    Salt        random per segment; seeds the checksum of every frame in it
-//	44     4    Flags       0 in version 1
+//	44     4    Flags       bit 0 = Recycled: the file held an earlier segment, bytes after the last
+//	                        frame may be stale ("Recycled segments"). Other bits must be 0
 //	48     8    Created     creation time, Unix nanoseconds (informational)
 //	56     4    reserved    0
 //	60     4    CRC         CRC-32C of bytes [0,60), initial value 0
@@ -76,7 +80,7 @@
 // a damaged version field reads as damage; later versions keep the magic, the
 // version and the checksum of [0,60) where they are so that this order keeps
 // working. Finally HeaderSize, DataOffset, Seq != 0, BaseLSN != 0, Size >=
-// DataOffset, Flags and reserved == 0 are checked (corruption if not), and a
+// DataOffset, no unknown Flags bits and reserved == 0 are checked (corruption if not), and a
 // BaseLSN that differs from the file name's is corruption.
 //
 // # Record frame
@@ -181,6 +185,18 @@
 //  3. A header whose BaseLSN differs from the LSN in the file name is
 //     corruption, "header base lsn N does not match file name".
 //
+//  4. In a recycled segment, rules a and d change: the bytes after the
+//     written region are not zeros, so the scan of rule b runs to the last
+//     non-zero byte of the file (in practice its end) and "written region"
+//     means this segment's own frames. If the scan steps over no frame
+//     valid in isolation (which, with this segment's salt, only this
+//     segment's writers can have written) and no atomic batch is open, the
+//     log ends cleanly at X (io.EOF). Otherwise it is a torn tail whose End
+//     is one past the last such frame. Rule c is unchanged. When the
+//     reader knows the segment's last LSN (ReaderOptions.LastLSN, from the
+//     next segment's base: the segment is sealed), it ends with io.EOF after
+//     that record and reads nothing after it.
+//
 // The wal cuts a torn tail in the last segment of the log: it writes zeros
 // over [Offset, End) and syncs them before it appends again, so the next
 // reader finds a clean end. A torn tail in any other segment is corruption:
@@ -206,6 +222,32 @@
 //     where its LSN would line up. A segment resumed 65535 times cannot be
 //     resumed again: the wal starts a new segment instead.
 //
+// # Recycled segments
+//
+// A log that drops old segments (a checkpoint) can reuse their files for new
+// segments instead of preparing new ones: blocks that were already written
+// are overwritten without zeroing them first and without converting
+// unwritten extents at each sync, which on the disks measured halves the
+// bytes written and raises the fdatasync rate. Such a segment sets header
+// flag Recycled, and these rules keep its stale bytes out of the log:
+//
+//   - The new header, with a fresh random salt, is written over the old one
+//     and synced while the file still has a temporary name; only then is
+//     the file renamed to its segment name. A segment name therefore never
+//     shows the old header, and a crash before the rename leaves a
+//     temporary file that recovery removes.
+//   - A stale frame does not verify: its checksum is seeded with the old
+//     salt (a chance of 2^-32 per frame that it does anyway; it then also
+//     needs an LSN at least the expected one and a watermark covering it to
+//     matter, and the file held only LSNs below the log's start).
+//   - Rule 4 decides where the log ends. A crash can leave torn frames of
+//     this segment's own writers after the end (bytes of a write cut short),
+//     which the wal does not zero when no valid frame of them survived:
+//     they cannot verify either, and epochs make any frame left from before
+//     a resumption stale (below).
+//   - A sealed recycled segment ends at its last record; its stale tail is
+//     never read as damage.
+//
 // # The watermark rule
 //
 // A crash can leave a hole: a pipelined writer submits several writes, and
@@ -224,7 +266,9 @@
 //
 //   - Frames go at consecutive offsets in LSN order, from DataOffset on,
 //     with no gaps; a frame may be split across several writes.
-//   - Every byte after the last frame stays zero. A writer that writes whole
+//   - Every byte after the last frame stays zero, except in a recycled
+//     segment (which keeps the rules of "Recycled segments" instead). A
+//     writer that writes whole
 //     blocks (O_DIRECT) zeroes the part of the block after its last frame,
 //     and rewrites the acknowledged bytes at the start of a partial block
 //     with exactly the bytes they already hold, so that a torn rewrite
@@ -246,6 +290,8 @@
 //     were in flight together.
 //   - Space that was never written reads as zeros (preallocated files,
 //     fallocate, sparse extension), never as old data from other files.
+//     Only a recycled segment holds old data, of an earlier segment of the
+//     same log, and says so in its header.
 //   - fsync (fdatasync) is the only durability barrier: data is durable once
 //     a sync that began after the write returned success. Nothing is
 //     acknowledged before that.

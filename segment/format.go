@@ -34,6 +34,13 @@ const (
 	// FlagBatchContinues marks a frame whose atomic batch continues with the
 	// next frame (on-disk). All other flag bits must be zero in version 1.
 	FlagBatchContinues = 1
+	// HeaderFlagRecycled marks a segment written into a recycled file (the
+	// file of a segment the log dropped earlier, overwritten in place
+	// instead of zero-filled): the bytes after its last frame may be stale
+	// frames of the file's earlier life rather than zeros (on-disk, header
+	// Flags bit 0; the package documentation's "Recycled segments"). All
+	// other header flag bits must be zero.
+	HeaderFlagRecycled = 1
 	// MaxRecordSizeLimit is the hard limit of the format on a payload's
 	// length (on-disk): no reader or writer accepts a longer record.
 	MaxRecordSizeLimit = 1 << 30
@@ -108,11 +115,15 @@ type Header struct {
 	// random per segment means a frame copied from another segment, or left
 	// over from an earlier file at the same place on disk, never verifies.
 	Salt uint32
-	// Flags is 0 in version 1.
+	// Flags is 0 or HeaderFlagRecycled.
 	Flags uint32
 	// Created is the creation time in Unix nanoseconds. Informational.
 	Created int64
 }
+
+// Recycled reports whether the segment was written into a recycled file, so
+// that the bytes after its last frame may be stale (HeaderFlagRecycled).
+func (h Header) Recycled() bool { return h.Flags&HeaderFlagRecycled != 0 }
 
 // MarshalTo writes h into dst[:HeaderSize], including the magic, the constant
 // sizes and the header checksum. It panics if len(dst) < HeaderSize.
@@ -186,7 +197,7 @@ func ParseHeader(b []byte) (Header, error) {
 		return corrupt(hdrBaseLSN, "base lsn 0")
 	case h.Size < DataOffset:
 		return corrupt(hdrSize, "segment size %d below data offset %d", h.Size, DataOffset)
-	case h.Flags != 0:
+	case h.Flags&^HeaderFlagRecycled != 0:
 		return corrupt(hdrFlags, "unknown header flags %#x", h.Flags)
 	case binary.LittleEndian.Uint32(b[hdrReserved:]) != 0:
 		return corrupt(hdrReserved, "reserved header bytes not zero")
@@ -205,8 +216,8 @@ func (h *Header) validate() error {
 		return fmt.Errorf("segment: header BaseLSN must not be 0")
 	case h.Size < DataOffset:
 		return fmt.Errorf("segment: header Size %d below DataOffset %d", h.Size, DataOffset)
-	case h.Flags != 0:
-		return fmt.Errorf("segment: header Flags must be 0 in version %d", Version)
+	case h.Flags&^HeaderFlagRecycled != 0:
+		return fmt.Errorf("segment: header Flags %#x: only HeaderFlagRecycled is defined in version %d", h.Flags, Version)
 	}
 	return nil
 }

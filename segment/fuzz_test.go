@@ -191,13 +191,15 @@ func checkEnd(t *testing.T, err error, r *Reader, size, off int64) {
 	}
 }
 
-// repairHeader makes b's header valid while keeping its salt and base LSN.
+// repairHeader makes b's header valid while keeping its salt, base LSN and
+// recycled flag.
 func repairHeader(b []byte) {
 	h := Header{
 		Seq:     max(1, binary.LittleEndian.Uint64(b[hdrSeq:])),
 		BaseLSN: max(1, binary.LittleEndian.Uint64(b[hdrBaseLSN:])),
 		Size:    DataOffset,
 		Salt:    binary.LittleEndian.Uint32(b[hdrSalt:]),
+		Flags:   binary.LittleEndian.Uint32(b[hdrFlags:]) & HeaderFlagRecycled, // both end rules get fuzzed
 	}
 	h.MarshalTo(b)
 }

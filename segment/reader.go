@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,6 +31,12 @@ type ReaderOptions struct {
 	// the buffer the reader keeps for them. Zero means DefaultBufferSize;
 	// other values below FrameHeaderSize are raised to it.
 	BufferSize int
+	// LastLSN, when not zero, is the LSN of the segment's last record, known
+	// to the caller from the base LSN of the segment after it (a sealed
+	// segment). In a recycled segment (Header.Recycled) the reader returns
+	// io.EOF once it has returned that record, without looking at the stale
+	// bytes after it; other segments are read to their end as usual.
+	LastLSN uint64
 }
 
 // Record is one record returned by Reader.Next.
@@ -96,7 +103,8 @@ type Reader struct {
 	maxEpoch uint16
 	batchOff int64 // offset of the first frame of an unfinished batch, or -1
 	batchLSN uint64
-	err      error // sticky
+	lastLSN  uint64 // ReaderOptions.LastLSN
+	err      error  // sticky
 
 	slowOnly bool // tests: no fast path, so both paths can be compared
 }
@@ -120,7 +128,7 @@ func NewReader(r io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) {
 	if opts.BufferSize <= 0 {
 		opts.BufferSize = DefaultBufferSize
 	}
-	rd := &Reader{ra: r, size: size, name: opts.Name, maxRec: opts.MaxRecordSize, batchOff: -1}
+	rd := &Reader{ra: r, size: size, name: opts.Name, maxRec: opts.MaxRecordSize, batchOff: -1, lastLSN: opts.LastLSN}
 
 	var hb [HeaderSize]byte
 	n := int(min(size, HeaderSize))
@@ -227,6 +235,12 @@ func (r *Reader) Seek(p Position) error {
 // Every error is sticky: later calls return it again.
 func (r *Reader) Next() (Record, error) {
 	if r.err != nil {
+		return Record{}, r.err
+	}
+	if r.lastLSN != 0 && r.pos.LSN > r.lastLSN && r.hdr.Recycled() {
+		// A sealed recycled segment: what follows its last record is
+		// stale. (A batch never spans segments, so none is open here.)
+		r.err = io.EOF
 		return Record{}, r.err
 	}
 	if !r.slowOnly {
@@ -375,13 +389,22 @@ func (r *Reader) end(x int64, bad frameProblem) error {
 		}
 		return r.torn(x, x, fmt.Sprintf("no frame for lsn %d after a frame that continues the batch", lsn))
 	}
-	p, fh, err := r.findAcknowledged(x, written)
+	p, fh, life, err := r.findAcknowledged(x, written)
 	if err != nil {
 		return err
 	}
 	if p >= 0 {
 		return r.corrupt(x, lsn, fmt.Sprintf("%s; acknowledged data follows: lsn %d at offset %d was written after lsn %d was durable",
 			r.describe(x, bad), fh.LSN, p, fh.LSN-uint64(fh.Lag)))
+	}
+	if r.hdr.Recycled() {
+		// Rule 4: the written region is this segment's frames found past
+		// x, not the last non-zero byte (the rest is the file's earlier
+		// life). With none and no open batch, the log ends here.
+		if life <= x && r.batchOff < 0 {
+			return io.EOF
+		}
+		return r.torn(x, life, r.describe(x, bad))
 	}
 	return r.torn(x, written, r.describe(x, bad))
 }
@@ -459,17 +482,33 @@ func (r *Reader) dataEnd(x int64) int64 {
 
 // findAcknowledged scans (x, written) byte by byte for a frame that is valid
 // in isolation, not stale, and was written after the record expected at x had
-// been acknowledged (rule 2c). It returns its offset, or -1.
-func (r *Reader) findAcknowledged(x, written int64) (int64, FrameHeader, error) {
+// been acknowledged (rule 2c). It returns its offset, or -1, and life: one
+// past the end of the last frame valid in isolation that it stepped over (x
+// if none), which in a recycled segment bounds what this segment's writers
+// wrote after x (rule 4).
+func (r *Reader) findAcknowledged(x, written int64) (int64, FrameHeader, int64, error) {
 	lsn, epoch := r.pos.LSN, r.pos.Epoch
+	life := x
 	for p := x + 1; p < written && r.size-p >= FrameHeaderSize; {
 		b, err := r.view(p, FrameHeaderSize)
 		if err != nil {
-			return -1, FrameHeader{}, err
+			return -1, FrameHeader{}, life, err
 		}
 		// Cheap tests first: only a frame that passes them is worth a
-		// checksum.
-		if b[frmType] != TypeRecord || b[frmFlags]&^FlagBatchContinues != 0 {
+		// checksum. The type byte is searched for through the rest of the
+		// window at once (a recycled segment's stale tail can be most of
+		// the file).
+		if b[frmType] != TypeRecord {
+			i := p - r.winOff + frmType + 1
+			j := bytes.IndexByte(r.win[i:], TypeRecord)
+			if j < 0 {
+				p = r.winOff + int64(len(r.win)) - frmType
+			} else {
+				p += int64(j) + 1
+			}
+			continue
+		}
+		if b[frmFlags]&^FlagBatchContinues != 0 {
 			p++
 			continue
 		}
@@ -480,7 +519,7 @@ func (r *Reader) findAcknowledged(x, written int64) (int64, FrameHeader, error) 
 		}
 		_, _, bad, err := r.frameAt(p)
 		if err != nil {
-			return -1, FrameHeader{}, err
+			return -1, FrameHeader{}, life, err
 		}
 		if bad.prob != valid {
 			p++
@@ -488,13 +527,14 @@ func (r *Reader) findAcknowledged(x, written int64) (int64, FrameHeader, error) 
 		}
 		r.maxEpoch = max(r.maxEpoch, fh.Epoch)
 		if fh.Epoch >= epoch && fh.LSN >= lsn && fh.LSN-uint64(fh.Lag) >= lsn {
-			return p, fh, nil
+			return p, fh, life, nil
 		}
 		// A valid frame is not searched for frames inside it: its
 		// payload is data, not framing.
 		p += int64(FrameSize(int(fh.Length)))
+		life = p
 	}
-	return -1, FrameHeader{}, nil
+	return -1, FrameHeader{}, life, nil
 }
 
 // frameAt reads the frame at off and checks it in isolation: everything but
