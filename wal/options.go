@@ -96,6 +96,17 @@ type Options struct {
 	Backend Backend
 	// Prealloc selects how segments are prepared (default PreallocZero).
 	Prealloc Prealloc
+	// RecycleSegments is how many segment files dropped by TruncateFront
+	// are kept, under temporary names, to be reused for new segments
+	// (default 2; negative: none, every dropped file is removed). They
+	// take disk space as the segments did; the file made ready for the
+	// next rotation, recycled or new, comes on top of them. A reused
+	// file is overwritten in place, neither zero-filled nor fallocated:
+	// its blocks are already written, so durable appends into it write no
+	// zeros and convert no extents (the segment format's "Recycled
+	// segments"). Files of another size are not reused. Kept files are
+	// removed at Close and at the next Open.
+	RecycleSegments int
 	// Recovery says what Open does on corruption (default RecoverStrict).
 	Recovery RecoveryMode
 	// VerifyOnOpen makes Open read and verify every record of every
@@ -126,6 +137,7 @@ const (
 	DefaultBufferCount   = 16
 	DefaultMaxInFlight   = 4
 	DefaultMaxRecordSize = segment.DefaultMaxRecordSize
+	DefaultRecycle       = 2
 )
 
 // withDefaults fills in zero fields and validates the result.
@@ -150,6 +162,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Backend == "" {
 		o.Backend = BackendAuto
+	}
+	switch {
+	case o.RecycleSegments == 0:
+		o.RecycleSegments = DefaultRecycle
+	case o.RecycleSegments < 0:
+		o.RecycleSegments = 0
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

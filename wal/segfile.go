@@ -151,6 +151,7 @@ func (w *WAL) indexSeg(s *segFile) error {
 		MaxRecordSize: w.opts.MaxRecordSize,
 		FileBaseLSN:   s.base(),
 		Name:          s.name,
+		LastLSN:       last, // a recycled segment's stale tail is not read
 	})
 	if err != nil {
 		return err
@@ -211,7 +212,7 @@ var errRetry = errors.New("wal: retry")
 
 // rotateLocked seals the active segment and switches to a prepared one. The
 // new segment's header and directory entry reach the disk with its first
-// batch; its batches are submitted only after the old segment's chains
+// batch (a recycled file's header also before its rename); its batches are submitted only after the old segment's chains
 // completed (pumpLocked).
 func (w *WAL) rotateLocked() error {
 	// The old segment's records must be durable before the new one's: a
@@ -220,21 +221,12 @@ func (w *WAL) rotateLocked() error {
 	w.closeOpenLocked()
 	w.pumpLocked()
 	w.rotating = true
-	w.mu.Unlock()
-	p, err := w.prep.get(w.closeCtx)
-	w.mu.Lock()
-	w.rotating = false
-	w.cond.Broadcast()
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return ErrClosed
-		}
-		return fmt.Errorf("wal: prepare segment %d: %w", w.nextSeq, err)
-	}
-	if w.closed || w.failed != nil {
-		w.prep.giveBack(p)
-		return errRetry
-	}
+	defer func() {
+		w.rotating = false
+		w.cond.Broadcast()
+	}()
+	// Appends and truncations wait while rotating: nextSeq and nextLSN
+	// stay as they are.
 	h := segment.Header{
 		Version: segment.Version,
 		Seq:     w.nextSeq,
@@ -243,14 +235,52 @@ func (w *WAL) rotateLocked() error {
 		Salt:    randomSalt(),
 		Created: time.Now().UnixNano(),
 	}
+	hb := make([]byte, segment.HeaderSize)
+	w.mu.Unlock()
+	p, err := w.prep.get(w.closeCtx)
+	w.mu.Lock()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return ErrClosed
+		}
+		return fmt.Errorf("wal: prepare segment %d: %w", h.Seq, err)
+	}
+	if p.recycled && w.failed == nil && !w.closed {
+		// A recycled file gets its new header on disk before it takes a
+		// segment name, so no segment name ever shows its old header.
+		// But then, unlike a zeroed file whose header comes with its
+		// first batch, it is a valid (empty) last segment as soon as the
+		// rename is on disk: the old segment's chains must all be durable
+		// first, or a crash would leave the old one, sealed, with a torn
+		// tail. New batches would wait for them anyway (pumpLocked).
+		w.drainLocked()
+		if w.failed == nil && !w.closed {
+			h.Flags = segment.HeaderFlagRecycled
+			h.MarshalTo(hb)
+			w.mu.Unlock()
+			err = writeRecycledHeader(p.f, hb)
+			w.mu.Lock()
+			if err != nil {
+				p.f.Close()
+				os.Remove(p.path)
+				return fmt.Errorf("wal: prepare segment %d: %w", h.Seq, err)
+			}
+		}
+	}
+	if w.closed || w.failed != nil {
+		w.prep.giveBack(p)
+		return errRetry
+	}
+	h.MarshalTo(hb)
 	name := segment.FileName(h.BaseLSN)
 	path := filepath.Join(w.dir, name)
 	if err := os.Rename(p.path, path); err != nil {
 		w.prep.giveBack(p)
 		return fmt.Errorf("wal: rotate to %s: %w", name, err)
 	}
-	hb := make([]byte, segment.HeaderSize)
-	h.MarshalTo(hb)
+	if p.recycled {
+		w.stats.recycled.Add(1)
+	}
 	s := &segFile{name: name, path: path, hdr: h, f: p.f, fd: int(p.f.Fd()), hdrPending: hb}
 	// Size the index for as many records as the segment before held, so
 	// that it does not grow (and copy itself) a dozen times as it fills.
@@ -299,14 +329,16 @@ type preparer struct {
 	rate atomic.Int64
 	wake chan struct{} // hurry was set
 
-	mu   sync.Mutex
-	seq  int
-	back *prepared // a prepared file given back by a rotation that could not use it
+	mu      sync.Mutex
+	seq     int
+	back    *prepared // a prepared file given back by a rotation that could not use it
+	recycle []string  // files of dropped segments kept for reuse (offerRecycle), oldest first
 }
 
 type prepared struct {
-	path string
-	f    *os.File
+	path     string
+	f        *os.File
+	recycled bool // a dropped segment's file, its stale content kept
 }
 
 type prepResult struct {
@@ -363,6 +395,17 @@ func (p *preparer) prepare() (*prepared, error) {
 		p.back = nil
 		p.mu.Unlock()
 		return b, nil
+	}
+	for len(p.recycle) > 0 {
+		path := p.recycle[len(p.recycle)-1]
+		p.recycle = p.recycle[:len(p.recycle)-1]
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err == nil {
+			p.mu.Unlock()
+			return &prepared{path: path, f: f, recycled: true}, nil
+		}
+		p.w.log.Warn("recycled segment file unusable", "file", path, "err", err)
+		os.Remove(path)
 	}
 	p.seq++
 	seq := p.seq
@@ -482,6 +525,39 @@ func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os
 	return f, nil
 }
 
+// writeRecycledHeader writes a recycled file's new header region (the header
+// in hb, zeros up to DataOffset) and syncs it.
+func writeRecycledHeader(f *os.File, hb []byte) error {
+	region := make([]byte, segment.DataOffset)
+	copy(region, hb)
+	if _, err := f.WriteAt(region, 0); err != nil {
+		return fmt.Errorf("write header of recycled %s: %w", f.Name(), err)
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync header of recycled %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// offerRecycle keeps the file of a dropped segment at path for reuse, under
+// a temporary name, if fewer than Options.RecycleSegments are kept and its
+// size is the segment size. It reports whether it took the file (renamed);
+// if not, the caller removes it. The caller syncs the directory.
+func (p *preparer) offerRecycle(path string, size int64) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.recycle) >= p.w.opts.RecycleSegments || size != p.w.opts.SegmentSize {
+		return false, nil
+	}
+	p.seq++
+	to := filepath.Join(p.w.dir, fmt.Sprintf("recycle-%d%s", p.seq, segment.TempFileSuffix))
+	if err := os.Rename(path, to); err != nil {
+		return false, err
+	}
+	p.recycle = append(p.recycle, to)
+	return true, nil
+}
+
 // get waits for the next prepared file.
 //
 // A failure is reported only from an attempt that began after get was
@@ -529,4 +605,8 @@ func (p *preparer) stop() {
 		os.Remove(p.back.path)
 		p.back = nil
 	}
+	for _, path := range p.recycle {
+		os.Remove(path)
+	}
+	p.recycle = nil
 }

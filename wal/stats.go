@@ -21,6 +21,7 @@ type stats struct {
 	rotations atomic.Uint64
 	kicks     atomic.Uint64
 	rescues   atomic.Uint64
+	recycled  atomic.Uint64
 
 	mu          sync.Mutex
 	batches     uint64
@@ -75,6 +76,9 @@ type Stats struct {
 
 	Segments  int
 	Rotations uint64
+	// Recycled counts rotations into a recycled file (one TruncateFront
+	// dropped; Options.RecycleSegments), which needed no preparation.
+	Recycled uint64
 	// Kicks counts no-op submissions (io_uring backend) made because a
 	// chain was in flight for more than a second: each wakes the ring
 	// library's reaper, in case a completion's wake-up went missing.
@@ -99,6 +103,9 @@ type Stats struct {
 func (s Stats) String() string {
 	str := fmt.Sprintf("backend=%s records=%d bytes=%s batches=%d avg_batch=%.1f fsyncs=%d sync_p50=%v sync_p99=%v inflight=%d/%d segments=%d",
 		s.Backend, s.Records, humanize.Bytes(s.Bytes), s.Batches, s.AvgBatch, s.Fsyncs, s.SyncP50, s.SyncP99, s.InFlight, s.MaxInFlight, s.Segments)
+	if s.Recycled > 0 {
+		str += fmt.Sprintf(" recycled=%d", s.Recycled)
+	}
 	if s.Kicks > 0 || s.Rescues > 0 {
 		str += fmt.Sprintf(" kicks=%d rescues=%d", s.Kicks, s.Rescues)
 	}
@@ -122,6 +129,7 @@ func (w *WAL) Stats() Stats {
 	w.mu.Unlock()
 	st.Appends = w.stats.appends.Load()
 	st.Rotations = w.stats.rotations.Load()
+	st.Recycled = w.stats.recycled.Load()
 	st.Kicks = w.stats.kicks.Load()
 	st.Rescues = w.stats.rescues.Load()
 	if w.pool != nil {

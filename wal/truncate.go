@@ -48,14 +48,27 @@ func (w *WAL) TruncateFront(lsn uint64) error {
 	// Oldest first: a crash in between leaves a shorter, still contiguous
 	// log. After a failed removal none newer is removed (the files left
 	// are a contiguous older part, back in the log at the next Open).
+	// Files are kept for reuse (Options.RecycleSegments) rather than
+	// removed where the preparer takes them: a rename out of the segment
+	// names is a removal as far as the log is concerned. They are closed
+	// first, so no read through the log's own handle sees them reused.
 	var err error
 	for _, s := range dropped {
-		if err == nil {
-			if e := os.Remove(s.path); e != nil {
-				err = fmt.Errorf("wal: TruncateFront: %w", e)
-			}
-		}
+		size, serr := s.size()
 		_ = s.close()
+		if err != nil {
+			continue
+		}
+		kept := false
+		if serr == nil {
+			kept, err = w.prep.offerRecycle(s.path, size)
+		}
+		if err == nil && !kept {
+			err = os.Remove(s.path)
+		}
+		if err != nil {
+			err = fmt.Errorf("wal: TruncateFront: %w", err)
+		}
 	}
 	if err != nil {
 		return err
