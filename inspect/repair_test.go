@@ -55,6 +55,10 @@ func TestPlanRepairVariants(t *testing.T) {
 		{dir: "acknowledged-hole", actions: []string{
 			"cut damage 00000000000000000151.seg -> 00000000000000000151.seg.broken",
 		}, last: 193},
+		{dir: "recycled", last: 237},
+		{dir: "recycled-lost-record", actions: []string{
+			"set aside 00000000000000000151.seg -> 00000000000000000151.seg.broken",
+		}, last: 149},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			l, err := Scan(context.Background(), filepath.Join(testdata, tc.dir), Options{})

@@ -51,6 +51,10 @@ func TestScanVariants(t *testing.T) {
 		{dir: "incomplete-batch", records: 237, problems: []string{"note 00000000000000000151.seg:46331"}, active: "00000000000000000151.seg"},
 		{dir: "pipelined-crash", records: 232, problems: []string{"note 00000000000000000151.seg:43632"}, active: "00000000000000000151.seg"},
 		{dir: "acknowledged-hole", records: 193, problems: []string{"corruption 00000000000000000151.seg:24419"}, active: "00000000000000000151.seg"},
+		// Stale frames after the last frame of a recycled segment are not
+		// the log, nor damage.
+		{dir: "recycled", records: 237, active: "00000000000000000151.seg"},
+		{dir: "recycled-lost-record", records: 70 + 79 + 87, problems: []string{"corruption 00000000000000000151.seg:0"}, active: "00000000000000000151.seg"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			l, err := Scan(context.Background(), filepath.Join(testdata, tc.dir), Options{})

@@ -174,6 +174,22 @@ func goldenVariants() []goldenVariant {
 		fh.LSN = lsn
 		EncodeFrameHeader(b[f.off:], s.hdr.Salt, fh, payload)
 	}
+	// recycle turns segment i into one written into a recycled file: the
+	// header flag set, and from offset from (its last frame's end when 0)
+	// to the end of the file frames of an earlier segment (another salt,
+	// LSNs from 1), the last one cut off there.
+	recycle := func(l *gLog, i int, from int64) {
+		rewriteHeader(l, i, func(h *Header) { h.Flags = HeaderFlagRecycled })
+		s := l.seg(i)
+		b := l.files[s.name]
+		if from == 0 {
+			from = lastFrame(s).end
+		}
+		for off, lsn := from, uint64(1); off < int64(len(b)); lsn++ {
+			frame := AppendFrame(nil, goldenSalt(100), FrameHeader{LSN: lsn, Lag: 1}, goldenPayload(lsn))
+			off += int64(copy(b[off:], frame))
+		}
+	}
 	return []goldenVariant{{
 		dir:   "intact",
 		about: "The intact log: three segments of 64 KiB (sequence numbers 1 to 3), each holding about 40 KiB of records followed by zeros. Payloads are text naming their LSN, 0 to 1099 bytes long (every 13th empty); every LSN divisible by 10 starts an atomic batch of three records.",
@@ -379,6 +395,27 @@ func goldenVariants() []goldenVariant {
 			s := l.seg(2)
 			return map[string]segWant{s.name: {end: "corrupt", off: mid(s).off, last: mid(s).lsn - 1, reason: "acknowledged data follows"}}
 		},
+	}, {
+		dir: "recycled",
+		about: "The second and third segments were written into recycled files (header flag Recycled): after their last frame, up to the end of the file, lie the frames of an earlier segment (another salt, LSNs from 1). " +
+			"They do not verify with the new salt: each segment ends cleanly after its own last frame.",
+		damage: func(t testing.TB, l *gLog) {
+			recycle(l, 1, 0)
+			recycle(l, 2, 0)
+		},
+	}, {
+		dir: "recycled-lost-record",
+		about: "As recycled, but the last record of the sealed second segment is lost: stale bytes of the earlier segment are where it was. " +
+			"The segment alone reads as ending cleanly one record early (stale bytes are indistinguishable from a write that never happened); the log has an LSN gap before the third segment.",
+		damage: func(t testing.TB, l *gLog) {
+			recycle(l, 1, lastFrame(l.seg(1)).off)
+			recycle(l, 2, 0)
+		},
+		want: func(l *gLog) map[string]segWant {
+			s := l.seg(1)
+			return map[string]segWant{s.name: {end: "eof", last: last(s) - 1}}
+		},
+		gap: "lsn gap between segments",
 	}}
 }
 

@@ -142,7 +142,7 @@ func TestGolden(t *testing.T) {
 func TestExitStatus(t *testing.T) {
 	intact := map[string]bool{
 		"intact": true, "torn-tail": true, "zeroed-tail": true, "foreign-file": true, "no-header": true,
-		"stale-incarnation": true, "incomplete-batch": true, "pipelined-crash": true,
+		"stale-incarnation": true, "incomplete-batch": true, "pipelined-crash": true, "recycled": true,
 	}
 	for _, v := range variants(t) {
 		want := 1

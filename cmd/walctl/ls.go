@@ -18,8 +18,9 @@ func init() {
 Lists every segment file of the log in DIR: its name, base LSN, sequence
 number, the LSNs of its records, how many there are, the file's size, and
 its state: sealed (the log appends no more to it), active (the one it
-appends to, with the preallocated space it has left), or what is wrong with
-it. Then a totals line and the files in DIR that are not segments. Reads
+appends to, with the preallocated space it has left), "recycled" for a
+segment written into the file of an older one (the space after its records
+holds that segment's stale bytes), or what is wrong with it. Then a totals line and the files in DIR that are not segments. Reads
 every record to count it; takes no lock and changes nothing, so it is safe
 on a live log. Exits 0 even when it shows damage: walctl verify is the
 check.
@@ -83,6 +84,9 @@ func segState(s *inspect.Segment) string {
 		return "no header: unfinished rotation, removed on open"
 	}
 	if !s.Active {
+		if s.Header.Recycled() {
+			return "sealed, recycled"
+		}
 		return "sealed"
 	}
 	st := "active"
@@ -90,6 +94,9 @@ func segState(s *inspect.Segment) string {
 		st += fmt.Sprintf(", torn tail at offset %d (cut on open)", p.Cut)
 	}
 	if left := s.Header.Size - s.End; left > 0 {
+		if s.Header.Recycled() {
+			return st + ", recycled, " + size(left) + " left"
+		}
 		return st + ", " + size(left) + " preallocated left"
 	}
 	return st + ", full"

@@ -93,6 +93,8 @@ func TestRepair(t *testing.T) {
 		{dir: "header-checksum", last: 70, aside: []string{"00000000000000000071.seg", "00000000000000000151.seg"}},
 		{dir: "name-mismatch", last: 70, aside: []string{"00000000000000000072.seg", "00000000000000000151.seg"}},
 		{dir: "missing-middle-segment", last: 70, aside: []string{"00000000000000000151.seg"}},
+		{dir: "recycled", last: 237},
+		{dir: "recycled-lost-record", last: 149, aside: []string{"00000000000000000151.seg"}},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			dir := t.TempDir()
