@@ -70,6 +70,8 @@ func adapters() []*Adapter {
 	return []*Adapter{
 		ringwalAdapter("ringwal-uring", true),
 		ringwalAdapter("ringwal-pwrite", false),
+		ringwalSteady("ringwal-uring-steady", true),
+		ringwalSteady("ringwal-pwrite-steady", false),
 		pebbleAdapter(),
 		rawAdapter(),
 		raftwalAdapter(false),

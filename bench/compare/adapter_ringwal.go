@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/ringwal/ringwal/wal"
@@ -106,4 +107,60 @@ func (l *ringwalLog) stats() map[string]any {
 		"sync_p50_us":   s.SyncP50.Microseconds(),
 		"sync_p99_us":   s.SyncP99.Microseconds(),
 	}
+}
+
+// ringwalSteady is the log in its steady state, as a log with checkpoints
+// runs after its first few segments: before the clock starts it writes and
+// drops segments until it appends into a recycled file (one TruncateFront
+// dropped) and two more are kept for its next rotations (the default
+// Options.RecycleSegments). Its appends then overwrite written blocks, as
+// the raw baseline's do in its file pre-zeroed at Open. The fresh-directory
+// adapters never recycle.
+func ringwalSteady(name string, uring bool) *Adapter {
+	a := ringwalVariant(name, uring, "steady state: segments recycled, warmed up before the clock", wal.Options{})
+	a.Primary = false // bulk and replay as the fresh adapter of its backend
+	open := a.Open
+	a.Open = func(dir string, o OpenOptions) (Log, error) {
+		l, err := open(dir, o)
+		if err != nil {
+			return nil, err
+		}
+		w := l.(*ringwalLog).w
+		if err := warmUp(w); err != nil {
+			return nil, errors.Join(fmt.Errorf("%s: warm-up: %w", name, err), w.Close())
+		}
+		return l, nil
+	}
+	return a
+}
+
+// warmUp appends in large durable batches until the log has rotated into a
+// recycled file, and leaves it with the files it dropped kept for reuse.
+func warmUp(w *wal.WAL) error {
+	rec := make([]byte, 256<<10)
+	batch := make([][]byte, 16)
+	for i := range batch {
+		batch[i] = rec
+	}
+	fill := func(done func(wal.Stats) bool) error {
+		for i := 0; !done(w.Stats()); i++ {
+			if i > 4096 { // 16 GiB
+				return fmt.Errorf("no progress: %v", w.Stats())
+			}
+			if _, err := w.AppendBatch(batch); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := fill(func(s wal.Stats) bool { return s.Rotations >= 3 }); err != nil {
+		return err
+	}
+	if err := w.TruncateFront(w.LastLSN()); err != nil {
+		return err
+	}
+	if err := fill(func(s wal.Stats) bool { return s.Recycled >= 1 }); err != nil {
+		return err
+	}
+	return w.TruncateFront(w.LastLSN())
 }
