@@ -235,7 +235,11 @@
 //     and synced while the file still has a temporary name; only then is
 //     the file renamed to its segment name. A segment name therefore never
 //     shows the old header, and a crash before the rename leaves a
-//     temporary file that recovery removes.
+//     temporary file that recovery removes. The rename waits until every
+//     record of the segment before it is durable: unlike a zero-filled file,
+//     whose header arrives with its first records, a recycled file is a
+//     valid (empty) last segment as soon as its name is on disk, and the
+//     segment before it is then sealed, where a torn tail is corruption.
 //   - A stale frame does not verify: its checksum is seeded with the old
 //     salt (a chance of 2^-32 per frame that it does anyway; it then also
 //     needs an LSN at least the expected one and a watermark covering it to

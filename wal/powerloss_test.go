@@ -42,9 +42,12 @@ package wal
 //     sync is not modelled (recovery only ever depends on them after the
 //     sync).
 //   - Directory entries are taken as the page cache held them, except the
-//     rotation rename above. Lost creations of *.tmp files, lost unlinks of
-//     TruncateFront (a truncated segment coming back) and lost renames of
-//     TruncateBack are not modelled.
+//     rotation rename above. Lost creations of *.tmp files, lost unlinks or
+//     renames (to a recycle-*.tmp name) of TruncateFront (a truncated segment
+//     coming back) and lost renames of TruncateBack are not modelled.
+//   - A recycled file's new header is written outside fileIO and synced
+//     before the file is renamed to its segment name (so it is taken as
+//     written); its first chain writes the same bytes again through fileIO.
 //   - Sync calls are not passed to the kernel: the model is the disk.
 //   - The io_uring backend does not go through fileIO; it is covered by the
 //     process crash loop and the fault-injecting ring.
