@@ -95,6 +95,11 @@ func experiments() []*Adapter {
 		ringwalVariant("ringwal-pwrite-falloc", false, "Prealloc fallocate", wal.Options{Prealloc: wal.PreallocFallocate}),
 		ringwalVariant("ringwal-pwrite-seg256", false, "SegmentSize 256 MiB", wal.Options{SegmentSize: 256 << 20}),
 		ringwalVariant("ringwal-uring-seg256", true, "SegmentSize 256 MiB", wal.Options{SegmentSize: 256 << 20}),
+		ringwalSteadyVariant("ringwal-pwrite-steady-if1", false, "MaxInFlight 1", wal.Options{MaxInFlight: 1}),
+		ringwalSteadyVariant("ringwal-pwrite-steady-if2", false, "MaxInFlight 2", wal.Options{MaxInFlight: 2}),
+		ringwalSteadyVariant("ringwal-pwrite-steady-if8", false, "MaxInFlight 8", wal.Options{MaxInFlight: 8}),
+		ringwalSteadyVariant("ringwal-uring-steady-if1", true, "MaxInFlight 1", wal.Options{MaxInFlight: 1}),
+		ringwalSteadyVariant("ringwal-uring-steady-if2", true, "MaxInFlight 2", wal.Options{MaxInFlight: 2}),
 	}
 }
 

@@ -117,7 +117,16 @@ func (l *ringwalLog) stats() map[string]any {
 // the raw baseline's do in its file pre-zeroed at Open. The fresh-directory
 // adapters never recycle.
 func ringwalSteady(name string, uring bool) *Adapter {
-	a := ringwalVariant(name, uring, "steady state: segments recycled, warmed up before the clock", wal.Options{})
+	return ringwalSteadyVariant(name, uring, "", wal.Options{})
+}
+
+// ringwalSteadyVariant is ringwalSteady with some Options changed.
+func ringwalSteadyVariant(name string, uring bool, note string, o wal.Options) *Adapter {
+	how := "steady state: segments recycled, warmed up before the clock"
+	if note != "" {
+		how += "; " + note
+	}
+	a := ringwalVariant(name, uring, how, o)
 	a.Primary = false // bulk and replay as the fresh adapter of its backend
 	open := a.Open
 	a.Open = func(dir string, o OpenOptions) (Log, error) {
