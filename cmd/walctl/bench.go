@@ -141,11 +141,17 @@ func benchRun(dir string, opts wal.Options, writers, size int, dur time.Duration
 	}
 	tick := time.NewTicker(time.Second)
 	deadline := time.After(dur)
+	// On a terminal each second overwrites the last; in a pipe or a log
+	// file each gets a line of its own.
+	format := "%s: %d records\n"
+	if isTerminal(progress) {
+		format = "\r%s: %d records"
+	}
 loop:
 	for {
 		select {
 		case <-tick.C:
-			fmt.Fprintf(progress, "\r%s: %d records", time.Since(start).Truncate(time.Second), w.LastLSN()-startLSN)
+			fmt.Fprintf(progress, format, time.Since(start).Truncate(time.Second), w.LastLSN()-startLSN)
 		case <-deadline:
 			break loop
 		}
@@ -154,7 +160,9 @@ loop:
 	stop.Store(true)
 	wg.Wait()
 	elapsed := time.Since(start)
-	fmt.Fprintln(progress)
+	if isTerminal(progress) {
+		fmt.Fprintln(progress)
+	}
 	if err, ok := failed.Load().(error); ok {
 		w.Close()
 		return res, err
