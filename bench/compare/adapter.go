@@ -63,6 +63,9 @@ type Adapter struct {
 	Replay func(dir string, fn func(p []byte) error, ph *phases) error
 	// Primary marks the adapter that runs bulk and replay for its Lib.
 	Primary bool
+	// NoReplay: a primary adapter that runs bulk but not replay (the
+	// steady-state variants: their replay is the fresh adapter's).
+	NoReplay bool
 }
 
 // adapters lists everything the harness can run, in table order.

@@ -127,7 +127,7 @@ func ringwalSteadyVariant(name string, uring bool, note string, o wal.Options) *
 		how += "; " + note
 	}
 	a := ringwalVariant(name, uring, how, o)
-	a.Primary = false // bulk and replay as the fresh adapter of its backend
+	a.NoReplay = true // replay reads what the fresh adapter's does
 	open := a.Open
 	a.Open = func(dir string, o OpenOptions) (Log, error) {
 		l, err := open(dir, o)

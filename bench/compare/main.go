@@ -187,9 +187,10 @@ func run(args []string) error {
 			}
 		}
 	}
+	replayers := slices.DeleteFunc(slices.Clone(primaries), func(a *Adapter) bool { return a.NoReplay })
 	if cfg.workloads["replay"] {
 		for rep := range cfg.reps {
-			for _, a := range interleave(primaries, rep) {
+			for _, a := range interleave(replayers, rep) {
 				for _, res := range r.runReplay(a, cfg.replayBytes, cfg.replaySize, rep) {
 					r.emit(res)
 				}
