@@ -239,8 +239,11 @@ func (r *Reader) Next() (Record, error) {
 	}
 	if r.lastLSN != 0 && r.pos.LSN > r.lastLSN && r.hdr.Recycled() {
 		// A sealed recycled segment: what follows its last record is
-		// stale. (A batch never spans segments, so none is open here.)
+		// stale. A batch never spans segments: one still open is torn.
 		r.err = io.EOF
+		if r.batchOff >= 0 {
+			r.err = r.torn(r.pos.Offset, r.pos.Offset, fmt.Sprintf("the segment's last record, lsn %d, continues its batch", r.lastLSN))
+		}
 		return Record{}, r.err
 	}
 	if !r.slowOnly {

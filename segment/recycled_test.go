@@ -167,6 +167,17 @@ func TestRecycledLastLSN(t *testing.T) {
 	require.Len(t, res.recs, 4, "a plain segment is read to its end")
 }
 
+// A sealed recycled segment whose last record (by LastLSN) continues its
+// batch is torn there, as a zero-filled one would be.
+func TestRecycledLastLSNOpenBatch(t *testing.T) {
+	s := recycledSeg(t, frameSpec{n: 10}, frameSpec{n: 20, flags: FlagBatchContinues}, frameSpec{n: 30})
+	res := readAll(t, s.data, ReaderOptions{LastLSN: testBaseLSN + 1})
+	var torn *TornTailError
+	require.ErrorAs(t, res.err, &torn, "got %v", res.err)
+	require.Equal(t, s.frames[1].off, torn.Offset)
+	require.Contains(t, torn.Reason, "continues its batch")
+}
+
 // countingReaderAt records the furthest byte read.
 type countingReaderAt struct {
 	r   io.ReaderAt

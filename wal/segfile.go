@@ -212,8 +212,8 @@ var errRetry = errors.New("wal: retry")
 
 // rotateLocked seals the active segment and switches to a prepared one. The
 // new segment's header and directory entry reach the disk with its first
-// batch (a recycled file's header also before its rename); its batches are submitted only after the old segment's chains
-// completed (pumpLocked).
+// batch (a recycled file's header also before its rename); its batches are
+// submitted only after the old segment's chains completed (pumpLocked).
 func (w *WAL) rotateLocked() error {
 	// The old segment's records must be durable before the new one's: a
 	// chain on the new file syncs only that file.
@@ -332,7 +332,7 @@ type preparer struct {
 	mu      sync.Mutex
 	seq     int
 	back    *prepared // a prepared file given back by a rotation that could not use it
-	recycle []string  // files of dropped segments kept for reuse (offerRecycle), oldest first
+	recycle []string  // files of dropped segments kept for reuse (offerRecycle); the last is taken first
 }
 
 type prepared struct {

@@ -48,10 +48,10 @@ func (w *WAL) TruncateFront(lsn uint64) error {
 	// Oldest first: a crash in between leaves a shorter, still contiguous
 	// log. After a failed removal none newer is removed (the files left
 	// are a contiguous older part, back in the log at the next Open).
-	// Files are kept for reuse (Options.RecycleSegments) rather than
-	// removed where the preparer takes them: a rename out of the segment
-	// names is a removal as far as the log is concerned. They are closed
-	// first, so no read through the log's own handle sees them reused.
+	// Files the preparer takes for reuse (Options.RecycleSegments) are
+	// renamed instead of removed: out of the segment names, which for the
+	// log is a removal. They are closed first, so no read through the
+	// log's own handle sees them reused.
 	var err error
 	for _, s := range dropped {
 		size, serr := s.size()
