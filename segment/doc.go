@@ -241,9 +241,12 @@
 //     valid (empty) last segment as soon as its name is on disk, and the
 //     segment before it is then sealed, where a torn tail is corruption.
 //   - A stale frame does not verify: its checksum is seeded with the old
-//     salt (a chance of 2^-32 per frame that it does anyway; it then also
-//     needs an LSN at least the expected one and a watermark covering it to
-//     matter, and the file held only LSNs below the log's start).
+//     salt, and the writer picks a new salt other than the one the old
+//     header holds. Frames of still older lives of the file, further on,
+//     have a 2^-32 chance per life that their salt equals the new one; such
+//     a frame matters only at the end of the log, where a valid frame with
+//     a lower LSN than expected reads as "duplicate lsn" (the file held
+//     only LSNs below the log's start, so none can pass for a record).
 //   - Rule 4 decides where the log ends. A crash can leave torn frames of
 //     this segment's own writers after the end (bytes of a write cut short),
 //     which the wal does not zero when no valid frame of them survived:

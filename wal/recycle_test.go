@@ -196,3 +196,24 @@ func TestRecycleFilesRemovedAtOpen(t *testing.T) {
 	require.Equal(t, uint64(300), w2.LastLSN())
 	require.NoError(t, w2.Close())
 }
+
+// A recycled file never gets the salt its old header had: its stale frames
+// would verify.
+func TestSaltOtherThan(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "old"))
+	require.NoError(t, err)
+	defer f.Close()
+	h := segment.Header{Seq: 3, BaseLSN: 10, Size: segment.DataOffset, Salt: 0xfeedbeef}
+	b := make([]byte, segment.HeaderSize)
+	h.MarshalTo(b)
+	_, err = f.WriteAt(b, 0)
+	require.NoError(t, err)
+	for range 100 {
+		require.NotEqual(t, h.Salt, saltOtherThan(f, h.Salt))
+	}
+	require.Equal(t, uint32(7), saltOtherThan(f, 7))
+	// An unreadable old header changes nothing.
+	_, err = f.WriteAt([]byte("garbage"), 0)
+	require.NoError(t, err)
+	require.Equal(t, h.Salt, saltOtherThan(f, h.Salt))
+}

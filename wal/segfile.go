@@ -256,8 +256,9 @@ func (w *WAL) rotateLocked() error {
 		w.drainLocked()
 		if w.failed == nil && !w.closed {
 			h.Flags = segment.HeaderFlagRecycled
-			h.MarshalTo(hb)
 			w.mu.Unlock()
+			h.Salt = saltOtherThan(p.f, h.Salt)
+			h.MarshalTo(hb)
 			err = writeRecycledHeader(p.f, hb)
 			w.mu.Lock()
 			if err != nil {
@@ -523,6 +524,22 @@ func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os
 		return fail(fmt.Errorf("sync %s: %w", path, err))
 	}
 	return f, nil
+}
+
+// saltOtherThan returns salt, or another random one if salt is the one the
+// recycled file f's old header holds: with the same salt its stale frames
+// would verify. (Older lives' frames further on keep the format's 2^-32
+// chance.)
+func saltOtherThan(f *os.File, salt uint32) uint32 {
+	b := make([]byte, segment.HeaderSize)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return salt
+	}
+	old, err := segment.ParseHeader(b)
+	for err == nil && salt == old.Salt {
+		salt = randomSalt()
+	}
+	return salt
 }
 
 // writeRecycledHeader writes a recycled file's new header region (the header
