@@ -410,9 +410,7 @@ func (w *WAL) createSegment(seq, base uint64) (*segFile, error) {
 		Salt: randomSalt(), Created: time.Now().UnixNano()}
 	hb := make([]byte, segment.HeaderSize)
 	h.MarshalTo(hb)
-	if _, err := f.WriteAt(hb, 0); err == nil {
-		err = unix.Fdatasync(int(f.Fd()))
-	}
+	err = writeHeaderRegion(f, hb)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}

@@ -2,7 +2,6 @@ package wal
 
 import (
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,16 +89,11 @@ func checkRecords(t *testing.T, w *WAL, from uint64, want [][]byte) {
 		require.NoError(t, err, "lsn %d", lsn)
 		require.Equal(t, want[lsn-1], got, "lsn %d", lsn)
 	}
-	r, err := w.NewReader(from)
-	require.NoError(t, err)
-	defer r.Close()
-	for lsn := from; lsn <= uint64(len(want)); lsn++ {
-		rec, err := r.Next()
-		require.NoError(t, err, "lsn %d", lsn)
-		require.Equal(t, want[lsn-1], rec.Data, "lsn %d", lsn)
+	recs := readAll(t, w, from) // to io.EOF
+	require.Len(t, recs, len(want)-int(from)+1)
+	for i, rec := range recs {
+		require.Equal(t, want[from-1+uint64(i)], rec.Data, "lsn %d", rec.LSN)
 	}
-	_, err = r.Next()
-	require.ErrorIs(t, err, io.EOF)
 }
 
 // RecycleSegments < 0 removes what TruncateFront drops, as before.
@@ -197,23 +191,40 @@ func TestRecycleFilesRemovedAtOpen(t *testing.T) {
 	require.NoError(t, w2.Close())
 }
 
-// A recycled file never gets the salt its old header had: its stale frames
-// would verify.
+// A recycled file never gets the salt its stale frames were written with:
+// they would verify.
 func TestSaltOtherThan(t *testing.T) {
-	f, err := os.Create(filepath.Join(t.TempDir(), "old"))
-	require.NoError(t, err)
-	defer f.Close()
-	h := segment.Header{Seq: 3, BaseLSN: 10, Size: segment.DataOffset, Salt: 0xfeedbeef}
-	b := make([]byte, segment.HeaderSize)
-	h.MarshalTo(b)
-	_, err = f.WriteAt(b, 0)
-	require.NoError(t, err)
+	const old = 0xfeedbeef
 	for range 100 {
-		require.NotEqual(t, h.Salt, saltOtherThan(f, h.Salt))
+		require.NotEqual(t, uint32(old), saltOtherThan(old, old))
 	}
-	require.Equal(t, uint32(7), saltOtherThan(f, 7))
-	// An unreadable old header changes nothing.
-	_, err = f.WriteAt([]byte("garbage"), 0)
-	require.NoError(t, err)
-	require.Equal(t, h.Salt, saltOtherThan(f, h.Salt))
+	require.Equal(t, uint32(7), saltOtherThan(old, 7))
+}
+
+// Rotation into a recycled file draws a salt other than the dropped
+// segment's, from what TruncateFront knew of it.
+func TestRecycledSaltDiffers(t *testing.T) {
+	dir := t.TempDir()
+	w := openT(t, dir, smallOpts(BackendPwrite))
+	defer w.Close()
+	salts := map[uint32]bool{}
+	for i := range 600 {
+		lsn, err := w.Append(payload(uint64(i), 1000))
+		require.NoError(t, err)
+		if i%50 == 49 {
+			w.mu.Lock()
+			for _, s := range w.segs {
+				salts[s.hdr.Salt] = true
+			}
+			w.mu.Unlock()
+			require.NoError(t, w.TruncateFront(lsn))
+		}
+	}
+	require.Positive(t, w.Stats().Recycled)
+	w.prep.mu.Lock()
+	defer w.prep.mu.Unlock()
+	require.NotEmpty(t, w.prep.recycle)
+	for _, k := range w.prep.recycle {
+		require.True(t, salts[k.salt], "a kept file remembers the salt of the segment it held")
+	}
 }

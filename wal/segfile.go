@@ -245,6 +245,12 @@ func (w *WAL) rotateLocked() error {
 		}
 		return fmt.Errorf("wal: prepare segment %d: %w", h.Seq, err)
 	}
+	if p.recycled {
+		// Its stale frames must not verify with the new salt.
+		h.Flags = segment.HeaderFlagRecycled
+		h.Salt = saltOtherThan(p.oldSalt, h.Salt)
+	}
+	h.MarshalTo(hb)
 	if p.recycled && w.failed == nil && !w.closed {
 		// A recycled file gets its new header on disk before it takes a
 		// segment name, so no segment name ever shows its old header.
@@ -255,11 +261,8 @@ func (w *WAL) rotateLocked() error {
 		// tail. New batches would wait for them anyway (pumpLocked).
 		w.drainLocked()
 		if w.failed == nil && !w.closed {
-			h.Flags = segment.HeaderFlagRecycled
 			w.mu.Unlock()
-			h.Salt = saltOtherThan(p.f, h.Salt)
-			h.MarshalTo(hb)
-			err = writeRecycledHeader(p.f, hb)
+			err = writeHeaderRegion(p.f, hb)
 			w.mu.Lock()
 			if err != nil {
 				p.f.Close()
@@ -272,7 +275,6 @@ func (w *WAL) rotateLocked() error {
 		w.prep.giveBack(p)
 		return errRetry
 	}
-	h.MarshalTo(hb)
 	name := segment.FileName(h.BaseLSN)
 	path := filepath.Join(w.dir, name)
 	if err := os.Rename(p.path, path); err != nil {
@@ -333,13 +335,21 @@ type preparer struct {
 	mu      sync.Mutex
 	seq     int
 	back    *prepared // a prepared file given back by a rotation that could not use it
-	recycle []string  // files of dropped segments kept for reuse (offerRecycle); the last is taken first
+	recycle []kept    // files of dropped segments kept for reuse (offerRecycle); the last is taken first
+}
+
+// kept is a dropped segment's file kept for reuse, and the salt its frames
+// were written with.
+type kept struct {
+	path string
+	salt uint32
 }
 
 type prepared struct {
 	path     string
 	f        *os.File
-	recycled bool // a dropped segment's file, its stale content kept
+	recycled bool   // a dropped segment's file, its stale content kept
+	oldSalt  uint32 // recycled: the salt of its stale frames
 }
 
 type prepResult struct {
@@ -398,15 +408,15 @@ func (p *preparer) prepare() (*prepared, error) {
 		return b, nil
 	}
 	for len(p.recycle) > 0 {
-		path := p.recycle[len(p.recycle)-1]
+		k := p.recycle[len(p.recycle)-1]
 		p.recycle = p.recycle[:len(p.recycle)-1]
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		f, err := os.OpenFile(k.path, os.O_RDWR, 0)
 		if err == nil {
 			p.mu.Unlock()
-			return &prepared{path: path, f: f, recycled: true}, nil
+			return &prepared{path: k.path, f: f, recycled: true, oldSalt: k.salt}, nil
 		}
-		p.w.log.Warn("recycled segment file unusable", "file", path, "err", err)
-		os.Remove(path)
+		p.w.log.Warn("recycled segment file unusable", "file", k.path, "err", err)
+		os.Remove(k.path)
 	}
 	p.seq++
 	seq := p.seq
@@ -526,41 +536,36 @@ func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os
 	return f, nil
 }
 
-// saltOtherThan returns salt, or another random one if salt is the one the
-// recycled file f's old header holds: with the same salt its stale frames
-// would verify. (Older lives' frames further on keep the format's 2^-32
-// chance.)
-func saltOtherThan(f *os.File, salt uint32) uint32 {
-	b := make([]byte, segment.HeaderSize)
-	if _, err := f.ReadAt(b, 0); err != nil {
-		return salt
-	}
-	old, err := segment.ParseHeader(b)
-	for err == nil && salt == old.Salt {
+// saltOtherThan returns salt, or another random one if salt is old, the
+// salt of a recycled file's stale frames: with it they would verify.
+// (Older lives' frames further on keep the format's 2^-32 chance.)
+func saltOtherThan(old, salt uint32) uint32 {
+	for salt == old {
 		salt = randomSalt()
 	}
 	return salt
 }
 
-// writeRecycledHeader writes a recycled file's new header region (the header
-// in hb, zeros up to DataOffset) and syncs it.
-func writeRecycledHeader(f *os.File, hb []byte) error {
+// writeHeaderRegion writes a segment's header region (the header in hb,
+// zeros up to DataOffset) and syncs it.
+func writeHeaderRegion(f *os.File, hb []byte) error {
 	region := make([]byte, segment.DataOffset)
 	copy(region, hb)
 	if _, err := f.WriteAt(region, 0); err != nil {
-		return fmt.Errorf("write header of recycled %s: %w", f.Name(), err)
+		return fmt.Errorf("write header of %s: %w", f.Name(), err)
 	}
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return fmt.Errorf("sync header of recycled %s: %w", f.Name(), err)
+		return fmt.Errorf("sync header of %s: %w", f.Name(), err)
 	}
 	return nil
 }
 
-// offerRecycle keeps the file of a dropped segment at path for reuse, under
-// a temporary name, if fewer than Options.RecycleSegments are kept and its
-// size is the segment size. It reports whether it took the file (renamed);
-// if not, the caller removes it. The caller syncs the directory.
-func (p *preparer) offerRecycle(path string, size int64) (bool, error) {
+// offerRecycle keeps the file of a dropped segment at path (its frames
+// written with salt) for reuse, under a temporary name, if fewer than
+// Options.RecycleSegments are kept and its size is the segment size. It
+// reports whether it took the file (renamed); if not, the caller removes
+// it. The caller syncs the directory.
+func (p *preparer) offerRecycle(path string, salt uint32, size int64) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.recycle) >= p.w.opts.RecycleSegments || size != p.w.opts.SegmentSize {
@@ -571,7 +576,7 @@ func (p *preparer) offerRecycle(path string, size int64) (bool, error) {
 	if err := os.Rename(path, to); err != nil {
 		return false, err
 	}
-	p.recycle = append(p.recycle, to)
+	p.recycle = append(p.recycle, kept{path: to, salt: salt})
 	return true, nil
 }
 
@@ -622,8 +627,8 @@ func (p *preparer) stop() {
 		os.Remove(p.back.path)
 		p.back = nil
 	}
-	for _, path := range p.recycle {
-		os.Remove(path)
+	for _, k := range p.recycle {
+		os.Remove(k.path)
 	}
 	p.recycle = nil
 }

@@ -61,7 +61,7 @@ func (w *WAL) TruncateFront(lsn uint64) error {
 		}
 		kept := false
 		if serr == nil {
-			kept, err = w.prep.offerRecycle(s.path, size)
+			kept, err = w.prep.offerRecycle(s.path, s.hdr.Salt, size)
 		}
 		if err == nil && !kept {
 			err = os.Remove(s.path)
