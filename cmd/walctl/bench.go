@@ -143,8 +143,9 @@ func benchRun(dir string, opts wal.Options, writers, size int, dur time.Duration
 	deadline := time.After(dur)
 	// On a terminal each second overwrites the last; in a pipe or a log
 	// file each gets a line of its own.
+	tty := isTerminal(progress)
 	format := "%s: %d records\n"
-	if isTerminal(progress) {
+	if tty {
 		format = "\r%s: %d records"
 	}
 loop:
@@ -160,7 +161,7 @@ loop:
 	stop.Store(true)
 	wg.Wait()
 	elapsed := time.Since(start)
-	if isTerminal(progress) {
+	if tty {
 		fmt.Fprintln(progress)
 	}
 	if err, ok := failed.Load().(error); ok {

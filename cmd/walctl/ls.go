@@ -20,8 +20,9 @@ number, the LSNs of its records, how many there are, the file's size, and
 its state: sealed (the log appends no more to it), active (the one it
 appends to, with the preallocated space it has left), "recycled" for a
 segment written into the file of an older one (the space after its records
-holds that segment's stale bytes), or what is wrong with it. Then a totals line and the files in DIR that are not segments. Reads
-every record to count it; takes no lock and changes nothing, so it is safe
+holds that segment's stale bytes), or what is wrong with it. Then a totals
+line and the files in DIR that are not segments. Reads every record to
+count it; takes no lock and changes nothing, so it is safe
 on a live log. Exits 0 even when it shows damage: walctl verify is the
 check.
 
