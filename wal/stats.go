@@ -98,8 +98,8 @@ type Stats struct {
 	ReadFixedBytes uint64
 }
 
-// String summarises the stats on one line. Kicks, rescues and a failure
-// are shown only when there are any.
+// String summarises the stats on one line. Recycled rotations, kicks,
+// rescues and a failure are shown only when there are any.
 func (s Stats) String() string {
 	str := fmt.Sprintf("backend=%s records=%d bytes=%s batches=%d avg_batch=%.1f fsyncs=%d sync_p50=%v sync_p99=%v inflight=%d/%d segments=%d",
 		s.Backend, s.Records, humanize.Bytes(s.Bytes), s.Batches, s.AvgBatch, s.Fsyncs, s.SyncP50, s.SyncP99, s.InFlight, s.MaxInFlight, s.Segments)
