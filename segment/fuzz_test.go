@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -17,7 +18,7 @@ import (
 const fuzzMaxRecord = 4096
 
 // seedFiles returns the files of the golden logs in testdata.
-func seedFiles(f *testing.F) [][]byte {
+func seedFiles(f testing.TB) [][]byte {
 	paths, err := filepath.Glob(filepath.Join(goldenDir, "*", "*"))
 	if err != nil {
 		f.Fatal(err)
@@ -74,6 +75,7 @@ func FuzzReader(f *testing.F) {
 			fixed := bytes.Clone(data)
 			repairHeader(fixed)
 			fuzzRead(t, fixed)
+			viewerRead(t, fixed)
 		}
 	})
 }
@@ -87,6 +89,25 @@ type sizeCheckingReaderAt struct {
 func (s *sizeCheckingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	s.maxRead = max(s.maxRead, len(p))
 	return s.r.ReadAt(p, off)
+}
+
+// viewerRead reads data through a lending Viewer and through a plain
+// io.ReaderAt: the same records and the same end.
+func viewerRead(t *testing.T, data []byte) {
+	opts := ReaderOptions{MaxRecordSize: fuzzMaxRecord, BufferSize: 24 + len(data)%977}
+	want := readAllFrom(t, bytes.NewReader(data), data, opts)
+	got := readAllFrom(t, newLendingViewer(data, uint64(len(data))), data, opts)
+	if len(want.recs) != len(got.recs) {
+		t.Fatalf("%d records through a Viewer, %d through ReadAt", len(got.recs), len(want.recs))
+	}
+	for i := range want.recs {
+		if !reflect.DeepEqual(want.recs[i], got.recs[i]) {
+			t.Fatalf("record %d: %+v through a Viewer, %+v through ReadAt", i, got.recs[i], want.recs[i])
+		}
+	}
+	if fmt.Sprint(want.err) != fmt.Sprint(got.err) {
+		t.Fatalf("end through a Viewer: %v; through ReadAt: %v", got.err, want.err)
+	}
 }
 
 func fuzzRead(t *testing.T, data []byte) {

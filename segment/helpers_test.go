@@ -150,7 +150,13 @@ type readResult struct {
 // every record it returns verifies independently.
 func readAll(t testing.TB, data []byte, opts ReaderOptions) readResult {
 	t.Helper()
-	r, err := NewReader(bytes.NewReader(data), int64(len(data)), opts)
+	return readAllFrom(t, bytes.NewReader(data), data, opts)
+}
+
+// readAllFrom is readAll reading data through ra.
+func readAllFrom(t testing.TB, ra io.ReaderAt, data []byte, opts ReaderOptions) readResult {
+	t.Helper()
+	r, err := NewReader(ra, int64(len(data)), opts)
 	if err != nil {
 		return readResult{err: err}
 	}

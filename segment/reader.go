@@ -14,6 +14,20 @@ import (
 	"github.com/klauspost/crc32"
 )
 
+// Viewer is an io.ReaderAt that can lend its own bytes instead of copying
+// them, such as a reader over buffers its reads land in. A Reader whose
+// io.ReaderAt is a Viewer takes its window from View, and uses ReadAt only
+// for the header and for records larger than its window.
+type Viewer interface {
+	io.ReaderAt
+	// View returns the bytes of the file from off on, at least least and at
+	// most most of them (least <= most; the Reader asks only for bytes
+	// inside the file). Fewer than least is an error, which err explains.
+	// The slice is valid until the next call to View or ReadAt, and the
+	// Reader does not write to it.
+	View(off int64, least, most int) ([]byte, error)
+}
+
 // ReaderOptions configures a Reader. The zero value is ready to use.
 type ReaderOptions struct {
 	// MaxRecordSize is the largest payload the reader accepts; a frame that
@@ -46,7 +60,8 @@ type Record struct {
 	// Offset is the offset of the record's frame in the segment file.
 	Offset int64
 	// Payload is the record's data. It is valid until the next call to
-	// Next or Seek: copy it to keep it.
+	// Next, NextInto or Seek: copy it to keep it. (Read through a Viewer,
+	// it may be the Viewer's own bytes.)
 	Payload []byte
 	// Flags are the frame flags (FlagBatchContinues).
 	Flags uint8
@@ -81,9 +96,10 @@ type Position struct {
 // (*CorruptionError), following the rules in the package documentation.
 //
 // It reads through an io.ReaderAt in chunks of ReaderOptions.BufferSize and
-// returns payloads from a buffer it reuses, so Next does not allocate in
-// steady state; a record larger than the buffer is read into a second buffer
-// that never grows past MaxRecordSize. It never returns a record whose
+// returns payloads from a buffer it reuses (or, through a Viewer, from the
+// bytes the Viewer lends), so Next does not allocate in steady state; a
+// record larger than the buffer is read into a second buffer that never
+// grows past MaxRecordSize. It never returns a record whose
 // checksum does not verify.
 //
 // A Reader is not safe for concurrent use.
@@ -95,9 +111,13 @@ type Reader struct {
 	maxRec int
 	hdr    Header
 
-	win    []byte // window on the file: len is the valid part, cap the read size
-	winOff int64  // file offset of win[0]
-	big    []byte // payloads too large for win
+	win     []byte // window on the file: the bytes from winOff on
+	winOff  int64  // file offset of win[0]
+	winSize int    // the size of a window read (BufferSize, at most the file)
+	own     []byte // the reader's window buffer (allocated at first use)
+	viewer  Viewer // ra, when it lends its bytes
+	lent    bool   // win is the viewer's, valid until the next call into ra
+	big     []byte // payloads too large for win
 
 	pos      Position // the next frame
 	maxEpoch uint16
@@ -151,7 +171,8 @@ func NewReader(r io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) {
 	rd.pos = Position{Offset: DataOffset, LSN: h.BaseLSN}
 	// A small file needs no more than its own size of buffer; the window
 	// must hold at least one frame header.
-	rd.win = make([]byte, 0, max(FrameHeaderSize, min(int64(opts.BufferSize), size)))
+	rd.winSize = int(max(FrameHeaderSize, min(int64(opts.BufferSize), size)))
+	rd.viewer, _ = r.(Viewer)
 	return rd, nil
 }
 
@@ -234,8 +255,17 @@ func (r *Reader) Seek(p Position) error {
 // damage; I/O errors of the io.ReaderAt are returned as they come, wrapped.
 // Every error is sticky: later calls return it again.
 func (r *Reader) Next() (Record, error) {
+	var rec Record
+	err := r.NextInto(&rec)
+	return rec, err
+}
+
+// NextInto is Next storing the record in *rec (left unchanged on an error):
+// the same records and errors, without a Record copied out of the call on
+// every record, for loops that read many records. rec must not be nil.
+func (r *Reader) NextInto(rec *Record) error {
 	if r.err != nil {
-		return Record{}, r.err
+		return r.err
 	}
 	if r.lastLSN != 0 && r.pos.LSN > r.lastLSN && r.hdr.Recycled() {
 		// A sealed recycled segment: what follows its last record is
@@ -244,18 +274,16 @@ func (r *Reader) Next() (Record, error) {
 		if r.batchOff >= 0 {
 			r.err = r.torn(r.pos.Offset, r.pos.Offset, fmt.Sprintf("the segment's last record, lsn %d, continues its batch", r.lastLSN))
 		}
-		return Record{}, r.err
+		return r.err
 	}
-	if !r.slowOnly {
-		if rec, ok := r.nextInWindow(); ok {
-			return rec, nil
-		}
+	if !r.slowOnly && r.nextInWindow(rec) {
+		return nil
 	}
 	off, lsn, epoch := r.pos.Offset, r.pos.LSN, r.pos.Epoch
 	fh, payload, bad, err := r.frameAt(off)
 	if err != nil {
 		r.err = err
-		return Record{}, err
+		return err
 	}
 	if bad.prob == valid {
 		r.maxEpoch = max(r.maxEpoch, fh.Epoch)
@@ -266,7 +294,7 @@ func (r *Reader) Next() (Record, error) {
 			bad = frameProblem{prob: probStale, fh: fh, epoch: epoch}
 		case fh.LSN != lsn:
 			r.err = r.corrupt(off, lsn, lsnReason(lsn, fh.LSN))
-			return Record{}, r.err
+			return r.err
 		default:
 			if fh.Flags&FlagBatchContinues == 0 {
 				r.batchOff = -1
@@ -274,11 +302,12 @@ func (r *Reader) Next() (Record, error) {
 				r.batchOff, r.batchLSN = off, lsn
 			}
 			r.pos = Position{Offset: off + int64(FrameSize(len(payload))), LSN: lsn + 1, Epoch: fh.Epoch}
-			return Record{LSN: lsn, Offset: off, Payload: payload, Flags: fh.Flags, Epoch: fh.Epoch, Lag: fh.Lag, CRC: fh.CRC}, nil
+			*rec = Record{LSN: lsn, Offset: off, Payload: payload, Flags: fh.Flags, Epoch: fh.Epoch, Lag: fh.Lag, CRC: fh.CRC}
+			return nil
 		}
 	}
 	r.err = r.end(off, bad)
-	return Record{}, r.err
+	return r.err
 }
 
 // nextInWindow is Next's fast path: it returns the next record when its
@@ -287,16 +316,16 @@ func (r *Reader) Next() (Record, error) {
 // header fields and payload). Anything else (a frame across the window's
 // end, any failed check, the end of the log) reports false and leaves the
 // reader untouched, for Next's general path to read and classify.
-func (r *Reader) nextInWindow() (Record, bool) {
+func (r *Reader) nextInWindow(rec *Record) bool {
 	off := r.pos.Offset
 	i := off - r.winOff
 	if i < 0 || i > int64(len(r.win))-FrameHeaderSize {
-		return Record{}, false
+		return false
 	}
 	b := r.win[i:]
 	n := int64(binary.LittleEndian.Uint32(b[frmLength:]))
 	if n > int64(r.maxRec) || n > int64(len(b))-FrameHeaderSize {
-		return Record{}, false
+		return false
 	}
 	lsn := binary.LittleEndian.Uint64(b[frmLSN:])
 	lag := uint64(binary.LittleEndian.Uint32(b[frmLag:]))
@@ -304,12 +333,12 @@ func (r *Reader) nextInWindow() (Record, bool) {
 	flags := b[frmFlags]
 	if b[frmType] != TypeRecord || flags&^FlagBatchContinues != 0 || lsn != r.pos.LSN ||
 		epoch < r.pos.Epoch || lag == 0 || lag > lsn {
-		return Record{}, false
+		return false
 	}
 	frame := b[:FrameHeaderSize+n]
 	crc := binary.LittleEndian.Uint32(b[frmCRC:])
 	if crc32.Update(r.hdr.Salt, castagnoli, frame[frmLength:]) != crc {
-		return Record{}, false
+		return false
 	}
 	r.maxEpoch = max(r.maxEpoch, epoch)
 	if flags&FlagBatchContinues == 0 {
@@ -318,7 +347,8 @@ func (r *Reader) nextInWindow() (Record, bool) {
 		r.batchOff, r.batchLSN = off, lsn
 	}
 	r.pos = Position{Offset: off + int64(len(frame)), LSN: lsn + 1, Epoch: epoch}
-	return Record{LSN: lsn, Offset: off, Payload: frame[FrameHeaderSize:], Flags: flags, Epoch: epoch, Lag: uint32(lag), CRC: crc}, true
+	*rec = Record{LSN: lsn, Offset: off, Payload: frame[FrameHeaderSize:], Flags: flags, Epoch: epoch, Lag: uint32(lag), CRC: crc}
+	return true
 }
 
 func lsnReason(want, got uint64) string {
@@ -432,7 +462,7 @@ func (r *Reader) corrupt(off int64, lsn uint64, reason string) error {
 // skipped without reading when the io.ReaderAt can say where they are.
 func (r *Reader) writtenEnd(x int64) (int64, error) {
 	for hi := r.dataEnd(x); hi > x; {
-		lo := max(x, hi-int64(cap(r.win)))
+		lo := max(x, hi-int64(r.winSize))
 		b, err := r.view(lo, int(hi-lo))
 		if err != nil {
 			return 0, err
@@ -590,7 +620,7 @@ func (r *Reader) checkHeader(off int64, fh FrameHeader) problem {
 // payload returns the n payload bytes of the frame at off, which lies inside
 // the file.
 func (r *Reader) payload(off int64, n int) ([]byte, error) {
-	if FrameHeaderSize+n <= cap(r.win) {
+	if FrameHeaderSize+n <= r.winSize {
 		b, err := r.view(off, FrameHeaderSize+n)
 		if err != nil {
 			return nil, err
@@ -610,23 +640,44 @@ func (r *Reader) payload(off int64, n int) ([]byte, error) {
 }
 
 // view returns the file bytes [off, off+n), which must lie inside the file,
-// with n at most the window's capacity. It refills the window, reading from
-// off on, when it does not hold them.
+// with n at most winSize. It refills the window, reading from off on, when it
+// does not hold them.
 func (r *Reader) view(off int64, n int) ([]byte, error) {
 	if off >= r.winOff && off+int64(n) <= r.winOff+int64(len(r.win)) {
 		i := off - r.winOff
 		return r.win[i : i+int64(n)], nil
 	}
-	m := int(min(int64(cap(r.win)), r.size-off))
-	r.win = r.win[:0]
-	if err := r.readAt(r.win[:m], off); err != nil {
+	m := int(min(int64(r.winSize), r.size-off))
+	r.win, r.lent = nil, false
+	if r.viewer != nil {
+		b, err := r.viewer.View(off, n, m)
+		if len(b) >= n && len(b) <= m {
+			r.win, r.winOff, r.lent = b, off, true
+			return b[:n], nil
+		}
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+			if len(b) > m {
+				err = fmt.Errorf("View returned %d bytes, more than the %d asked for", len(b), m)
+			}
+		}
+		return nil, r.named(fmt.Errorf("segment: view %d bytes at offset %d: %w", n, off, err))
+	}
+	if r.own == nil {
+		r.own = make([]byte, r.winSize)
+	}
+	if err := r.readAt(r.own[:m], off); err != nil {
 		return nil, err
 	}
-	r.win, r.winOff = r.win[:m], off
+	r.win, r.winOff = r.own[:m], off
 	return r.win[:n], nil
 }
 
 func (r *Reader) readAt(p []byte, off int64) error {
+	if r.lent {
+		// A read through the viewer may reuse the bytes it lent.
+		r.win, r.lent = nil, false
+	}
 	n, err := r.ra.ReadAt(p, off)
 	if n == len(p) {
 		return nil // io.ReaderAt may report io.EOF with a full read

@@ -568,7 +568,7 @@ func TestZeroFrameNeverDecodes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint8(0), h.Type)
 	for _, salt := range []uint32{0, 1, testSalt, 0xFFFFFFFF} {
-		r := &Reader{size: 64, maxRec: DefaultMaxRecordSize, hdr: Header{Salt: salt}, ra: bytes.NewReader(zeros), win: make([]byte, 0, 64)}
+		r := &Reader{size: 64, maxRec: DefaultMaxRecordSize, hdr: Header{Salt: salt}, ra: bytes.NewReader(zeros), winSize: 64}
 		_, _, bad, err := r.frameAt(0)
 		require.NoError(t, err)
 		assert.Equal(t, probZero, bad.prob)

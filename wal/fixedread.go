@@ -110,6 +110,8 @@ type prefetchReader struct {
 	size int64
 	q    []*chunk // consecutive chunks in file order
 	prev int64    // offset of the previous request (-1: none yet)
+
+	scratch []byte // View's copy of a range across chunks
 }
 
 func newPrefetchReader(rr *readRing, f *os.File, size int64) *prefetchReader {
@@ -220,6 +222,48 @@ func (p *prefetchReader) ReadAt(b []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// View implements segment.Viewer: the segment reader takes its window
+// straight from the chunk holding off when [off, off+least) lies inside it,
+// so replay copies each byte once (the kernel's copy into the registered
+// buffer). A range across chunks (a frame over a chunk boundary) is copied
+// into a scratch buffer, least bytes of it; so is every range when no
+// registered buffer is free (read with pread).
+func (p *prefetchReader) View(off int64, least, most int) ([]byte, error) {
+	if off < 0 || least < 0 || least > most {
+		return nil, fmt.Errorf("wal: view of [%d, %d] bytes at offset %d", least, most, off)
+	}
+	if off >= p.size {
+		return nil, io.EOF
+	}
+	backwards := off < p.prev
+	for len(p.q) > 0 && p.q[0].off+int64(p.q[0].n) <= off {
+		p.dropFront()
+	}
+	if len(p.q) > 0 && p.q[0].off <= off {
+		c := p.q[0]
+		if err := c.wait(p.rr.pool); err != nil {
+			return nil, err
+		}
+		pos := int(off - c.off)
+		if pos+least <= c.got {
+			p.prev = off
+			for !backwards && len(p.q) < readDepth && p.issue(p.end()) {
+			}
+			return c.buf[pos:min(c.got, pos+most)], nil
+		}
+	} else if !backwards {
+		p.reset()
+		if p.issue(off) {
+			return p.View(off, least, most) // p.q[0] now holds off
+		}
+	}
+	if cap(p.scratch) < least {
+		p.scratch = make([]byte, max(least, readChunk))
+	}
+	n, err := p.ReadAt(p.scratch[:least], off)
+	return p.scratch[:n], err
 }
 
 // Seek seeks the file (the segment reader asks SEEK_DATA / SEEK_HOLE where

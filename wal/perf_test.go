@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -148,4 +149,68 @@ func TestPrefetchBackwards(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
 	assert.Greater(t, rr.bytes.Load(), uint64(win), "a forward reader reads ahead")
+}
+
+// TestPrefetchView: the segment reader's windows come straight from the
+// READ_FIXED chunks. Views forward through a file, of random sizes and at
+// random steps, return the file's bytes, at least least and at most most of
+// them, and the file is read once (each byte copied once, by the kernel);
+// ranges across chunks are copied, and with every registered buffer taken
+// views still return the right bytes (through pread).
+func TestPrefetchView(t *testing.T) {
+	rr, err := newReadRing()
+	require.NoError(t, err)
+	defer rr.release()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	require.NoError(t, err)
+	defer f.Close()
+	const size = 4*readChunk + 12345
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*7 + i>>11)
+	}
+	_, err = f.WriteAt(data, 0)
+	require.NoError(t, err)
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	view := func(p *prefetchReader) (crossed int) {
+		for off := int64(0); off < size; {
+			least := int(min(int64(rng.IntN(3000)), size-off))
+			most := least + rng.IntN(1<<20)
+			b, err := p.View(off, least, most)
+			require.NoError(t, err, "view [%d, %d] at %d", least, most, off)
+			require.GreaterOrEqual(t, len(b), least)
+			require.LessOrEqual(t, len(b), most)
+			require.Equal(t, data[off:off+int64(len(b))], b, "view at %d", off)
+			if off/readChunk != (off+int64(least)-1)/readChunk && least > 0 {
+				crossed++
+			}
+			off += int64(min(len(b), 1+rng.IntN(4000)))
+		}
+		return crossed
+	}
+	p := newPrefetchReader(rr, f, size)
+	crossed := view(p)
+	require.NoError(t, p.Close())
+	assert.Positive(t, crossed, "views across chunk boundaries")
+	assert.Equal(t, uint64(size), rr.bytes.Load(), "bytes read by READ_FIXED: each once")
+
+	// Every registered read buffer taken: pread.
+	var held []uint16
+	for {
+		idx, _, ok := rr.pool.TryAcquire()
+		if !ok {
+			break
+		}
+		held = append(held, idx)
+	}
+	require.Len(t, held, readBuffers)
+	rr.bytes.Store(0)
+	p = newPrefetchReader(rr, f, size)
+	view(p)
+	require.NoError(t, p.Close())
+	assert.Zero(t, rr.bytes.Load(), "no READ_FIXED without a free buffer")
+	for _, idx := range held {
+		require.NoError(t, rr.pool.Release(idx))
+	}
 }

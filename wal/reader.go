@@ -14,7 +14,7 @@ import (
 // Record is one record read from the log.
 type Record struct {
 	LSN     uint64
-	Data    []byte // valid until the next call to Next; copy to keep
+	Data    []byte // valid until the next call to Next or Close; copy to keep
 	Segment string // file name of the segment holding the record
 	Offset  int64  // offset of the record's frame in that segment
 }
@@ -92,6 +92,7 @@ type Reader struct {
 	rr   *readRing
 	size int64
 	sr   *segment.Reader
+	rec  segment.Record // the segment reader's last record
 	err  error
 }
 
@@ -131,7 +132,8 @@ func (r *Reader) Next() (Record, error) {
 			return Record{}, err
 		}
 	}
-	rec, err := r.sr.Next()
+	rec := &r.rec
+	err := r.sr.NextInto(rec)
 	if err != nil {
 		// The reader's window may hold bytes read before this record was
 		// written (the active segment): read again from this position.
@@ -139,7 +141,7 @@ func (r *Reader) Next() (Record, error) {
 			r.err = err2
 			return Record{}, err2
 		}
-		rec, err = r.sr.Next()
+		err = r.sr.NextInto(rec)
 	}
 	if err == nil && rec.LSN != r.next {
 		err = &segment.CorruptionError{Segment: r.seg.name, Offset: rec.Offset, LSN: r.next,
