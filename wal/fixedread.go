@@ -14,9 +14,14 @@ import (
 // registered with a ring of its own (so readers never take buffers from
 // appenders), several reads in flight ahead of the reader.
 
+// The read pool is 3 MiB: with the default write pool (4 MiB) and the
+// rings, locked memory stays under 8 MiB, a common RLIMIT_MEMLOCK for
+// unprivileged processes (with 8 read buffers, Open failed there before the
+// ring became optional). One reader uses readDepth buffers; others reading
+// at the same time share the rest and fall back to pread without one.
 const (
 	readChunk   = 512 << 10 // one READ_FIXED
-	readBuffers = 8         // registered read buffers shared by all readers (4 MiB)
+	readBuffers = 6         // registered read buffers shared by all readers (3 MiB)
 	readDepth   = 4         // chunks one reader keeps in flight or held
 )
 

@@ -78,7 +78,9 @@ type Options struct {
 	// BufferCount is the number of registered buffers (default 16, at
 	// least 2). BufferSize*BufferCount is locked memory: unprivileged
 	// processes are limited by RLIMIT_MEMLOCK (often 8 MiB), and BackendAuto
-	// falls back to pwrite when registration fails.
+	// falls back to pwrite when registration fails. On io_uring, replay's
+	// READ_FIXED reads lock 3 MiB more; when that registration fails, Open
+	// logs it and readers read with pread.
 	BufferCount int
 	// MaxInFlight is how many batches may be written and synced at once
 	// (default 4). A batch joins chains already in flight only once it holds
@@ -127,6 +129,7 @@ type Options struct {
 	// Test hooks.
 	wrapSubmitter func(ring.Submitter) ring.Submitter // wraps the backend
 	fileIO        fileIO                              // pwrite backend's syscalls (and rescues')
+	newReadRing   func() (*readRing, error)           // replay's ring (tests make it fail)
 	rescueAfter   time.Duration                       // 0: rescueAfter
 }
 

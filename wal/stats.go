@@ -92,8 +92,10 @@ type Stats struct {
 	Failed   error // non-nil once the log failed
 	Pool     bufpool.Stats
 
-	// Replay through io_uring (zero on the pwrite backend, which reads with
-	// pread): IORING_OP_READ_FIXED reads completed and the bytes they read.
+	// Replay through io_uring: IORING_OP_READ_FIXED reads completed and the
+	// bytes they read. Zero on the pwrite backend, and on io_uring when
+	// Open could not set up replay's ring (it logs why; readers then read
+	// with pread).
 	ReadFixedOps   uint64
 	ReadFixedBytes uint64
 }

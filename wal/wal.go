@@ -258,11 +258,18 @@ func (w *WAL) startBackend() error {
 		w.submitter = o.wrapSubmitter(w.submitter)
 	}
 	if w.backend == BackendURing {
-		rr, err := newReadRing()
-		if err != nil {
-			return fmt.Errorf("wal: io_uring read ring: %w", err)
+		newRR := newReadRing
+		if o.newReadRing != nil {
+			newRR = o.newReadRing
 		}
-		w.reads = rr
+		// Replay's ring is a convenience, not the log: without it (its
+		// buffers locked on top of the write pool's can pass a short
+		// RLIMIT_MEMLOCK) readers read with pread.
+		if rr, err := newRR(); err != nil {
+			w.log.Warn("io_uring read ring unavailable, replay reads with pread", "err", err)
+		} else {
+			w.reads = rr
+		}
 	}
 	return nil
 }
