@@ -118,19 +118,8 @@ func (g gateIO) Fdatasync(fd int) error { <-g.gate; return g.osFileIO.Fdatasync(
 // from the end of the file backwards; READ_FIXED reads then cover exactly
 // what was asked for, while a forward scan still reads ahead.
 func TestPrefetchBackwards(t *testing.T) {
-	rr, err := newReadRing()
-	require.NoError(t, err)
-	defer rr.release()
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	require.NoError(t, err)
-	defer f.Close()
 	const size, win = 8 << 20, 1 << 20
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	_, err = f.WriteAt(data, 0)
-	require.NoError(t, err)
+	rr, f, data := prefetchFixture(t, size)
 
 	p := newPrefetchReader(rr, f, size)
 	buf := make([]byte, win)
@@ -145,7 +134,7 @@ func TestPrefetchBackwards(t *testing.T) {
 
 	rr.bytes.Store(0)
 	p = newPrefetchReader(rr, f, size)
-	_, err = p.ReadAt(buf, 0)
+	_, err := p.ReadAt(buf, 0)
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
 	assert.Greater(t, rr.bytes.Load(), uint64(win), "a forward reader reads ahead")
@@ -158,19 +147,8 @@ func TestPrefetchBackwards(t *testing.T) {
 // ranges across chunks are copied, and with every registered buffer taken
 // views still return the right bytes (through pread).
 func TestPrefetchView(t *testing.T) {
-	rr, err := newReadRing()
-	require.NoError(t, err)
-	defer rr.release()
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	require.NoError(t, err)
-	defer f.Close()
 	const size = 4*readChunk + 12345
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte(i*7 + i>>11)
-	}
-	_, err = f.WriteAt(data, 0)
-	require.NoError(t, err)
+	rr, f, data := prefetchFixture(t, size)
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	view := func(p *prefetchReader) (crossed int) {
@@ -213,4 +191,22 @@ func TestPrefetchView(t *testing.T) {
 	for _, idx := range held {
 		require.NoError(t, rr.pool.Release(idx))
 	}
+}
+
+// prefetchFixture returns a read ring and a file of size patterned bytes
+// (and the bytes), released and closed when the test ends.
+func prefetchFixture(t *testing.T, size int) (*readRing, *os.File, []byte) {
+	rr, err := newReadRing()
+	require.NoError(t, err)
+	t.Cleanup(func() { rr.release() })
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*7 + i>>11)
+	}
+	_, err = f.WriteAt(data, 0)
+	require.NoError(t, err)
+	return rr, f, data
 }
