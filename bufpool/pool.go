@@ -18,7 +18,9 @@
 // O_DIRECT); misuse (an invalid index, a double release, releasing a buffer in
 // flight) is refused with an error in every build and leaves the pool
 // untouched; Close unregisters and unmaps; AcquireWait blocks with
-// cancellation; and the pool is safe for concurrent use.
+// cancellation; and the pool is safe for concurrent use. NewHeap makes a
+// pool whose buffers are Go memory instead, for buffers whose bytes are lent
+// to callers: after Close, a slice of one stays valid memory.
 //
 // One ring holds one set of registered buffers: use one pool per ring.
 package bufpool
@@ -29,6 +31,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"unsafe"
 
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
@@ -92,6 +95,7 @@ type Pool struct {
 	mu    sync.Mutex
 	reg   Registrar
 	arena []byte
+	heap  bool // arena is Go memory (NewHeap): Close does not unmap it
 	bufs  [][]byte
 	size  int
 	state []bufState
@@ -119,6 +123,24 @@ type Pool struct {
 // the count exceeds MaxBufferCount, the size exceeds MaxBufferSize, or the
 // kernel refuses the registration (ENOMEM: RLIMIT_MEMLOCK too small).
 func New(r Registrar, bufferSize, bufferCount int) (*Pool, error) {
+	return makePool(r, bufferSize, bufferCount, false)
+}
+
+// NewHeap is New with the buffers in one Go allocation (its pages aligned
+// the same way) instead of an anonymous mapping. Close unregisters them and
+// drops the pool's reference instead of unmapping them, so a slice of a
+// buffer that outlives the pool still reads (whatever was last read into
+// it) for as long as something refers to it, and the garbage collector
+// frees the memory after that. For pools whose bytes are handed to callers
+// without a copy, where a caller that keeps a slice past its validity must
+// read stale bytes, not fault. Go never moves heap memory, so the kernel
+// may keep the pages registered; as with New, Close refuses while a buffer
+// is in flight.
+func NewHeap(r Registrar, bufferSize, bufferCount int) (*Pool, error) {
+	return makePool(r, bufferSize, bufferCount, true)
+}
+
+func makePool(r Registrar, bufferSize, bufferCount int, heap bool) (*Pool, error) {
 	if r == nil {
 		return nil, errors.New("bufpool: nil ring")
 	}
@@ -140,12 +162,21 @@ func New(r Registrar, bufferSize, bufferCount int) (*Pool, error) {
 	if total/bufferCount != stride {
 		return nil, fmt.Errorf("bufpool: %d buffers of %d bytes overflow", bufferCount, bufferSize)
 	}
-	arena, err := unix.Mmap(-1, 0, total, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		return nil, fmt.Errorf("bufpool: mmap %d bytes: %w", total, err)
+	var arena []byte
+	if heap {
+		mem := make([]byte, total+page)
+		skip := (page - int(uintptr(unsafe.Pointer(&mem[0]))%uintptr(page))) % page
+		arena = mem[skip : skip+total : skip+total]
+	} else {
+		var err error
+		arena, err = unix.Mmap(-1, 0, total, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		if err != nil {
+			return nil, fmt.Errorf("bufpool: mmap %d bytes: %w", total, err)
+		}
 	}
 	p := &Pool{
 		reg:   r,
+		heap:  heap,
 		arena: arena,
 		bufs:  make([][]byte, bufferCount),
 		size:  bufferSize,
@@ -159,7 +190,9 @@ func New(r Registrar, bufferSize, bufferCount int) (*Pool, error) {
 		p.free[i] = uint16(i)
 	}
 	if err := r.RegisterBuffers(p.bufs); err != nil {
-		_ = unix.Munmap(arena)
+		if !heap {
+			_ = unix.Munmap(arena)
+		}
 		return nil, fmt.Errorf("bufpool: register %d x %d bytes: %w", bufferCount, bufferSize, err)
 	}
 	return p, nil
@@ -402,7 +435,8 @@ func (p *Pool) Stats() Stats {
 // String is Stats().String().
 func (p *Pool) String() string { return p.Stats().String() }
 
-// Close unregisters the buffers and unmaps their memory. It refuses with
+// Close unregisters the buffers and unmaps their memory (a NewHeap pool's
+// memory is left to the garbage collector). It refuses with
 // ErrBusy while any buffer is acquired or in flight, and returns ErrClosed
 // when called again. Waiters in AcquireWait return ErrClosed.
 func (p *Pool) Close() error {
@@ -417,8 +451,10 @@ func (p *Pool) Close() error {
 	if err := p.reg.UnregisterBuffers(); err != nil {
 		return fmt.Errorf("bufpool: close: %w", err)
 	}
-	if err := unix.Munmap(p.arena); err != nil {
-		return fmt.Errorf("bufpool: close: munmap: %w", err)
+	if !p.heap {
+		if err := unix.Munmap(p.arena); err != nil {
+			return fmt.Errorf("bufpool: close: munmap: %w", err)
+		}
 	}
 	p.closed = true
 	p.arena, p.bufs = nil, nil

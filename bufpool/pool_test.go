@@ -1,10 +1,13 @@
 package bufpool
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -167,7 +170,11 @@ func TestStatsAfterAcquire(t *testing.T) {
 func TestBuffersArePageAligned(t *testing.T) {
 	page := uintptr(os.Getpagesize())
 	for _, size := range []int{1, 512, 4096, 5000, 65536} {
-		p, err := New(&fakeRegistrar{}, size, 7)
+		mk := New
+		if size%2 == 0 {
+			mk = NewHeap // the heap arena too
+		}
+		p, err := mk(&fakeRegistrar{}, size, 7)
 		require.NoError(t, err)
 		var prevEnd uintptr
 		for i := range p.TotalCount() {
@@ -389,8 +396,18 @@ func TestConcurrentAcquireRelease(t *testing.T) {
 }
 
 func TestWriteFixedReadFixedRoundTrip(t *testing.T) {
+	for _, heap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("heap=%t", heap), func(t *testing.T) { roundTrip(t, heap) })
+	}
+}
+
+func roundTrip(t *testing.T, heap bool) {
 	r := newRing(t)
-	p, err := New(r, 8192, 4)
+	mk := New
+	if heap {
+		mk = NewHeap
+	}
+	p, err := mk(r, 8192, 4)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 
@@ -476,4 +493,36 @@ func TestErrorsAreDistinct(t *testing.T) {
 			assert.Equal(t, i == j, errors.Is(a, b))
 		}
 	}
+}
+
+// A NewHeap pool's buffers stay readable after Close: a slice kept past the
+// pool (a caller holding lent bytes too long) reads what was last read into
+// it, through garbage collections, instead of faulting as an unmapped New
+// pool's would.
+func TestHeapBufferOutlivesClose(t *testing.T) {
+	r := newRing(t)
+	p, err := NewHeap(r, 8192, 2)
+	require.NoError(t, err)
+	f, err := os.Create(filepath.Join(t.TempDir(), "data"))
+	require.NoError(t, err)
+	defer f.Close()
+	want := bytes.Repeat([]byte("ringwal!"), 1024)
+	_, err = f.WriteAt(want, 0)
+	require.NoError(t, err)
+
+	idx, buf, err := p.Acquire()
+	require.NoError(t, err)
+	pr, err := p.SubmitReadFixed(r, int(f.Fd()), idx, 0, len(want))
+	require.NoError(t, err)
+	n, err := pr.Wait()
+	require.NoError(t, err)
+	require.Equal(t, len(want), n)
+	kept := buf[:n]
+	require.NoError(t, p.Release(idx))
+	require.NoError(t, p.Close())
+	_, err = p.Get(idx)
+	assert.ErrorIs(t, err, ErrClosed)
+	runtime.GC()
+	runtime.GC()
+	assert.Equal(t, want, kept)
 }

@@ -42,7 +42,10 @@ func newReadRing() (*readRing, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := bufpool.New(r, readChunk, readBuffers)
+	// Go memory, not a mapping: a reader's window is the pool's buffer, and
+	// a caller that keeps a record's Data after Close reads stale bytes
+	// instead of faulting on unmapped memory.
+	p, err := bufpool.NewHeap(r, readChunk, readBuffers)
 	if err != nil {
 		r.Close()
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,4 +171,28 @@ func openTempDir(t *testing.T) string {
 	}
 	t.Fatal("no temporary directory that an unprivileged child can reach")
 	return ""
+}
+
+// TestRecordDataAfterClose: a record's Data kept past its validity (here
+// after the Reader and the log are closed) is a programming error, but it
+// must read stale or unchanged bytes, not crash the process: on io_uring,
+// Data is a slice of a registered read buffer, which Close must not unmap.
+func TestRecordDataAfterClose(t *testing.T) {
+	for _, be := range []Backend{BackendURing, BackendPwrite} {
+		t.Run(string(be), func(t *testing.T) {
+			w, err := Open(t.TempDir(), Options{Backend: be})
+			require.NoError(t, err)
+			want := bytes.Repeat([]byte("kept "), 200)
+			_, err = w.Append(want)
+			require.NoError(t, err)
+			r, err := w.NewReader(1)
+			require.NoError(t, err)
+			rec, err := r.Next()
+			require.NoError(t, err)
+			require.NoError(t, r.Close())
+			require.NoError(t, w.Close())
+			runtime.GC()
+			assert.Equal(t, want, rec.Data)
+		})
+	}
 }
