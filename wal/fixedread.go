@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	"github.com/ringwal/ringwal/bufpool"
@@ -56,6 +57,73 @@ func newReadRing() (*readRing, error) {
 }
 
 func (rr *readRing) hold() { rr.refs.Add(1) }
+
+// readRingSlot is the log's replay ring, made by the first reader that
+// needs one (NewReader, or Open's scan with VerifyOnOpen), so that a log
+// that only appends neither locks its buffers nor sets it up. The ring is a
+// convenience, not the log: when it cannot be set up (its buffers, locked on
+// top of the write pool's, can pass a short RLIMIT_MEMLOCK), that is logged
+// once and readers read with pread.
+type readRingSlot struct {
+	mu     sync.Mutex
+	rr     *readRing
+	tried  bool // made, or failed: not tried again
+	closed bool // the log let go of its reference
+}
+
+// holdReadRing returns the replay ring with a reference for the caller to release,
+// making it on first use; nil on the pwrite backend, after close, or when it
+// cannot be set up.
+func (w *WAL) holdReadRing() *readRing {
+	if w.backend != BackendURing {
+		return nil
+	}
+	s := &w.reads
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	if !s.tried {
+		s.tried = true
+		newRR := newReadRing
+		if w.opts.newReadRing != nil {
+			newRR = w.opts.newReadRing
+		}
+		rr, err := newRR()
+		if err != nil {
+			w.log.Warn("io_uring read ring unavailable, replay reads with pread", "err", err)
+		}
+		s.rr = rr
+	}
+	if s.rr == nil {
+		return nil
+	}
+	s.rr.hold()
+	return s.rr
+}
+
+// counters returns the READ_FIXED reads and bytes so far.
+func (s *readRingSlot) counters() (reads, bytes uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rr == nil {
+		return 0, 0
+	}
+	return s.rr.reads.Load(), s.rr.bytes.Load()
+}
+
+// close drops the log's reference (readers still open keep the ring).
+func (s *readRingSlot) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.rr == nil {
+		s.closed = true
+		return nil
+	}
+	s.closed = true
+	return s.rr.release()
+}
 
 // release drops a reference; the last one closes the ring.
 func (rr *readRing) release() error {

@@ -21,9 +21,9 @@ import (
 )
 
 // TestReadRingUnavailable: on io_uring, a replay ring that cannot be set up
-// (its registration refused) does not fail Open. The log appends through
-// io_uring, says why in its log, and its readers (and a verifying Open)
-// read with pread.
+// (its registration refused) fails neither Open nor a reader. The log
+// appends through io_uring, says why in its log once, and its readers (and
+// a verifying Open) read with pread.
 func TestReadRingUnavailable(t *testing.T) {
 	dir := t.TempDir()
 	var logs bytes.Buffer
@@ -38,8 +38,6 @@ func TestReadRingUnavailable(t *testing.T) {
 	w, err := Open(dir, o)
 	require.NoError(t, err)
 	require.Equal(t, BackendURing, w.Backend())
-	assert.Contains(t, logs.String(), "replay reads with pread")
-	assert.Contains(t, logs.String(), "cannot allocate memory")
 	want := make([][]byte, 300)
 	for i := range want {
 		want[i] = bytes.Repeat([]byte{byte(i)}, 500+i)
@@ -55,6 +53,10 @@ func TestReadRingUnavailable(t *testing.T) {
 		}
 		assert.Zero(t, w.Stats().ReadFixedOps)
 	}
+	check(w)
+	assert.Contains(t, logs.String(), "replay reads with pread", "the first reader says why")
+	assert.Contains(t, logs.String(), "cannot allocate memory")
+	assert.Equal(t, 1, strings.Count(logs.String(), "read ring unavailable"), "once, not per reader")
 	check(w)
 	require.NoError(t, w.Close())
 
@@ -195,4 +197,42 @@ func TestRecordDataAfterClose(t *testing.T) {
 			assert.Equal(t, want, rec.Data)
 		})
 	}
+}
+
+// TestReadRingOnFirstReader: on io_uring the replay ring and its locked
+// buffers are made by the first reader, not by Open: a log that only
+// appends never sets them up. A reader that outlives Close keeps the ring
+// until it is closed itself.
+func TestReadRingOnFirstReader(t *testing.T) {
+	w, err := Open(t.TempDir(), Options{Backend: BackendURing})
+	require.NoError(t, err)
+	for i := range 50 {
+		_, err := w.Append([]byte(fmt.Sprint(i)))
+		require.NoError(t, err)
+	}
+	w.reads.mu.Lock()
+	tried := w.reads.tried
+	w.reads.mu.Unlock()
+	assert.False(t, tried, "Open and appends made no replay ring")
+
+	require.Len(t, readAll(t, w, 1), 50)
+	assert.Positive(t, w.Stats().ReadFixedOps, "the first reader made the ring and read through it")
+
+	r, err := w.NewReader(1)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	n := 0
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint(n), string(rec.Data))
+		n++
+	}
+	require.Equal(t, 50, n, "the reader read on after Close")
+	require.NoError(t, r.Close())
+	_, err = w.NewReader(1)
+	assert.ErrorIs(t, err, ErrClosed)
 }

@@ -79,8 +79,9 @@ type Options struct {
 	// least 2). BufferSize*BufferCount is locked memory: unprivileged
 	// processes are limited by RLIMIT_MEMLOCK (often 8 MiB), and BackendAuto
 	// falls back to pwrite when registration fails. On io_uring, replay's
-	// READ_FIXED reads lock 3 MiB more; when that registration fails, Open
-	// logs it and readers read with pread.
+	// READ_FIXED reads lock 3 MiB more once something reads (the first
+	// NewReader, or Open with VerifyOnOpen); when that registration fails,
+	// the log logs it and readers read with pread.
 	BufferCount int
 	// MaxInFlight is how many batches may be written and synced at once
 	// (default 4). A batch joins chains already in flight only once it holds

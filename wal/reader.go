@@ -100,20 +100,26 @@ type Reader struct {
 // [FirstLSN, LastLSN+1]. It reads only the segments from the one holding
 // lsn on.
 func (w *WAL) NewReader(lsn uint64) (*Reader, error) {
+	// The first reader on io_uring sets up the replay ring, outside the
+	// log's lock: appends go on meanwhile.
+	rr := w.holdReadRing()
+	fail := func(err error) (*Reader, error) {
+		if rr != nil {
+			if err2 := rr.release(); err2 != nil {
+				err = errors.Join(err, err2)
+			}
+		}
+		return nil, err
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return nil, ErrClosed
+		return fail(ErrClosed)
 	}
 	if lsn < w.FirstLSN() || lsn > w.LastLSN()+1 {
-		return nil, fmt.Errorf("%w: reader at %d, log holds [%d, %d]", ErrOutOfRange, lsn, w.FirstLSN(), w.LastLSN())
+		return fail(fmt.Errorf("%w: reader at %d, log holds [%d, %d]", ErrOutOfRange, lsn, w.FirstLSN(), w.LastLSN()))
 	}
-	r := &Reader{w: w, next: lsn}
-	if w.reads != nil {
-		w.reads.hold()
-		r.rr = w.reads
-	}
-	return r, nil
+	return &Reader{w: w, next: lsn, rr: rr}, nil
 }
 
 // Next returns the next record. It returns io.EOF when the reader has caught

@@ -215,10 +215,13 @@ func (w *WAL) recoverSegment(base uint64, prev *segFile, last, full bool) (*segF
 		return nil, false, fmt.Errorf("wal: stat segment: %w", err)
 	}
 	var ra io.ReaderAt = f
-	if w.reads != nil && full {
-		pf := newPrefetchReader(w.reads, f, fi.Size())
-		defer pf.Close()
-		ra = pf
+	if full {
+		if rr := w.holdReadRing(); rr != nil {
+			defer rr.release()
+			pf := newPrefetchReader(rr, f, fi.Size())
+			defer pf.Close()
+			ra = pf
+		}
 	}
 	r, err := segment.NewReader(ra, fi.Size(), segment.ReaderOptions{
 		MaxRecordSize: w.opts.MaxRecordSize,

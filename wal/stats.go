@@ -93,9 +93,9 @@ type Stats struct {
 	Pool     bufpool.Stats
 
 	// Replay through io_uring: IORING_OP_READ_FIXED reads completed and the
-	// bytes they read. Zero on the pwrite backend, and on io_uring when
-	// Open could not set up replay's ring (it logs why; readers then read
-	// with pread).
+	// bytes they read. Zero on the pwrite backend, and on io_uring before
+	// the first reader or when replay's ring could not be set up (the log
+	// logs why; readers then read with pread).
 	ReadFixedOps   uint64
 	ReadFixedBytes uint64
 }
@@ -137,9 +137,7 @@ func (w *WAL) Stats() Stats {
 	if w.pool != nil {
 		st.Pool = w.pool.Stats()
 	}
-	if w.reads != nil {
-		st.ReadFixedOps, st.ReadFixedBytes = w.reads.reads.Load(), w.reads.bytes.Load()
-	}
+	st.ReadFixedOps, st.ReadFixedBytes = w.reads.counters()
 
 	s := &w.stats
 	s.mu.Lock()

@@ -99,7 +99,7 @@ type WAL struct {
 	submitter ring.Submitter
 	pwrite    *pwriteSubmitter
 	pool      *bufpool.Pool
-	reads     *readRing // READ_FIXED replay; nil on the pwrite backend
+	reads     readRingSlot // READ_FIXED replay (io_uring), made on first need
 	closeCtx  context.Context
 	cancel    context.CancelFunc
 
@@ -257,20 +257,6 @@ func (w *WAL) startBackend() error {
 	if o.wrapSubmitter != nil {
 		w.submitter = o.wrapSubmitter(w.submitter)
 	}
-	if w.backend == BackendURing {
-		newRR := newReadRing
-		if o.newReadRing != nil {
-			newRR = o.newReadRing
-		}
-		// Replay's ring is a convenience, not the log: without it (its
-		// buffers locked on top of the write pool's can pass a short
-		// RLIMIT_MEMLOCK) readers read with pread.
-		if rr, err := newRR(); err != nil {
-			w.log.Warn("io_uring read ring unavailable, replay reads with pread", "err", err)
-		} else {
-			w.reads = rr
-		}
-	}
 	return nil
 }
 
@@ -345,10 +331,8 @@ func (w *WAL) releaseResources() error {
 			errs = append(errs, err)
 		}
 	}
-	if w.reads != nil {
-		if err := w.reads.release(); err != nil {
-			errs = append(errs, err)
-		}
+	if err := w.reads.close(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, s := range w.segs {
 		if err := s.close(); err != nil {
