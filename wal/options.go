@@ -61,6 +61,10 @@ const (
 	PreallocZero Prealloc = iota
 	// PreallocFallocate reserves space with fallocate(2): quick to prepare,
 	// slower to sync into (unwritten extents are converted at each sync).
+	//
+	// On a file system without fallocate(2) (ext2, ramfs, some NFS and FUSE
+	// file systems) every segment, in either mode, is zero-filled instead,
+	// and the log logs that once.
 	PreallocFallocate
 )
 

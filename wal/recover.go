@@ -405,7 +405,7 @@ func (w *WAL) createSegment(seq, base uint64) (*segFile, error) {
 	name := segment.FileName(base)
 	path := filepath.Join(w.dir, name)
 	tmp := path + segment.TempFileSuffix
-	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, fillControl{})
+	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, fillControl{noFallocate: w.noteNoFallocate})
 	if err != nil {
 		return nil, fmt.Errorf("wal: create segment: %w", err)
 	}

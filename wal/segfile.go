@@ -423,7 +423,7 @@ func (p *preparer) prepare() (*prepared, error) {
 	p.mu.Unlock()
 	path := filepath.Join(p.w.dir, fmt.Sprintf("prepare-%d%s", seq, segment.TempFileSuffix))
 	mode := Prealloc(p.mode.Load())
-	fc := fillControl{stop: p.quit, hurry: &p.hurry, wake: p.wake, rate: p.rate.Load()}
+	fc := fillControl{stop: p.quit, hurry: &p.hurry, wake: p.wake, rate: p.rate.Load(), noFallocate: p.w.noteNoFallocate}
 	f, err := createPrepared(path, p.w.opts.SegmentSize, mode, fc)
 	if err != nil {
 		return nil, err
@@ -451,6 +451,28 @@ type fillControl struct {
 	// over the time the active segment takes to fill, the same bytes cost
 	// them far less.
 	rate int64
+	// noFallocate, when set, is called when the file system refuses
+	// fallocate(2) (ext2, ramfs, some NFS and FUSE file systems): the fill
+	// writes zeros instead.
+	noFallocate func()
+	zerosOnly   bool // fallocate refused: zeros to the end
+}
+
+// fallocate reserves [off, off+n) of f. It reports false, and no error,
+// when the file system does not support fallocate(2) (after telling
+// fc.noFallocate): the caller writes zeros instead.
+func (fc fillControl) fallocate(f *os.File, off, n int64) (bool, error) {
+	err := unix.Fallocate(int(f.Fd()), 0, off, n)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS):
+		if fc.noFallocate != nil {
+			fc.noFallocate()
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("fallocate %s: %w", f.Name(), err)
 }
 
 func (fc fillControl) hurried() bool { return fc.hurry != nil && fc.hurry.Load() }
@@ -495,12 +517,13 @@ func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os
 		os.Remove(path)
 		return nil, err
 	}
-	switch mode {
-	case PreallocFallocate:
-		if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-			return fail(fmt.Errorf("fallocate %s: %w", path, err))
+	done := false
+	if mode == PreallocFallocate {
+		if done, err = fc.fallocate(f, 0, size); err != nil {
+			return fail(err)
 		}
-	default:
+	}
+	if !done {
 		zeros := zeroBuf
 		start := time.Now()
 		timer := time.NewTimer(time.Hour)
@@ -512,11 +535,15 @@ func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os
 				return fail(errStopped)
 			default:
 			}
-			if fc.hurried() {
-				if err := unix.Fallocate(int(f.Fd()), 0, off, size-off); err != nil {
-					return fail(fmt.Errorf("fallocate %s: %w", path, err))
+			if fc.hurried() && !fc.zerosOnly {
+				done, err := fc.fallocate(f, off, size-off)
+				if err != nil {
+					return fail(err)
 				}
-				break
+				if done {
+					break
+				}
+				fc.zerosOnly = true // the rest in zeros, unpaced
 			}
 			n := min(int64(len(zeros)), size-off)
 			if _, err := f.WriteAt(zeros[:n], off); err != nil {

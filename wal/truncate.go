@@ -188,7 +188,7 @@ func (w *WAL) truncFailLocked(err error) error {
 // part of that batch for an incomplete batch and drop it.
 func (w *WAL) rewriteSegment(s *segFile, end, lastOff int64, lastLen int) error {
 	tmp := s.path + segment.TempFileSuffix
-	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, fillControl{})
+	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, fillControl{noFallocate: w.noteNoFallocate})
 	if err != nil {
 		return err
 	}

@@ -105,6 +105,8 @@ type WAL struct {
 
 	prep *preparer
 
+	noFalloc sync.Once // logs, once, that the file system refuses fallocate
+
 	mu   sync.Mutex
 	cond *sync.Cond // signalled when inflight drops or state changes
 
@@ -258,6 +260,14 @@ func (w *WAL) startBackend() error {
 		w.submitter = o.wrapSubmitter(w.submitter)
 	}
 	return nil
+}
+
+// noteNoFallocate logs, once per log, that the file system refused
+// fallocate(2) and segments are zero-filled instead.
+func (w *WAL) noteNoFallocate() {
+	w.noFalloc.Do(func() {
+		w.log.Warn("file system does not support fallocate: segments are prepared by writing zeros", "dir", w.dir)
+	})
 }
 
 // Backend reports the backend in use: BackendURing or BackendPwrite.
