@@ -73,7 +73,10 @@ const (
 type Options struct {
 	// SegmentSize is the size of each segment file (default 64 MiB). A
 	// segment must hold at least one frame of MaxRecordSize after its
-	// header. At most 4 GiB.
+	// header. At most 4 GiB. The log keeps every segment file open (one
+	// descriptor each): a log of more segments than RLIMIT_NOFILE allows
+	// fails to open ("too many open files"); drop old segments with
+	// TruncateFront, or use larger segments.
 	SegmentSize int64
 	// BufferSize is the size of each registered buffer that batches are
 	// built in (default 256 KiB). Records whose frame is larger are written
