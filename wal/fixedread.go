@@ -71,9 +71,9 @@ type readRingSlot struct {
 	closed bool // the log let go of its reference
 }
 
-// holdReadRing returns the replay ring with a reference for the caller to release,
-// making it on first use; nil on the pwrite backend, after close, or when it
-// cannot be set up.
+// holdReadRing returns the replay ring with a reference for the caller to
+// release, making it on first use; nil on the pwrite backend, after close,
+// or when it cannot be set up.
 func (w *WAL) holdReadRing() *readRing {
 	if w.backend != BackendURing {
 		return nil
