@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwal/ringwal/internal/fsys"
 	"github.com/ringwal/ringwal/segment"
 )
 
@@ -314,7 +315,7 @@ func zero(path string, off, end int64) error {
 	if err := segment.ZeroRange(f, off, end); err != nil {
 		return fmt.Errorf("zero %s [%d,%d): %w", filepath.Base(path), off, end, err)
 	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+	if err := fsys.Fdatasync(int(f.Fd())); err != nil {
 		return fmt.Errorf("sync %s: %w", filepath.Base(path), err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwal/ringwal/internal/fsys"
 	"github.com/ringwal/ringwal/internal/ring"
 )
 
@@ -33,10 +34,10 @@ func (osFileIO) Pwrite(fd int, p []byte, off int64) (int, error) {
 	}
 }
 
-func (osFileIO) Fdatasync(fd int) error { return unix.Fdatasync(fd) }
+func (osFileIO) Fdatasync(fd int) error { return fsys.Fdatasync(fd) }
 func (osFileIO) Fsync(fd int) error     { return unix.Fsync(fd) }
 func (osFileIO) SyncRange(fd int, off, n int64) error {
-	return unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
+	return fsys.StartWriteback(fd, off, n)
 }
 
 // pwriteSubmitter runs chains with ordinary syscalls on a fixed set of

@@ -6,8 +6,7 @@ import (
 	"io"
 	"os"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/ringwal/ringwal/internal/fsys"
 	"github.com/ringwal/ringwal/segment"
 )
 
@@ -204,7 +203,7 @@ func (r *Reader) open() error {
 		r.seg, r.f = s, f
 		// Replay reads a segment front to back: a larger read-ahead
 		// window for the page cache.
-		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+		fsys.AdviseSequential(int(f.Fd()))
 	}
 	fi, err := r.f.Stat()
 	if err != nil {

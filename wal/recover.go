@@ -9,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/ringwal/ringwal/internal/fsys"
 	"github.com/ringwal/ringwal/segment"
 )
 
@@ -394,7 +393,7 @@ func (w *WAL) zeroRange(s *segFile, from, to int64) error {
 	if err := segment.ZeroRange(s.f, from, to); err != nil {
 		return fmt.Errorf("wal: zero %s [%d,%d): %w", s.name, from, to, err)
 	}
-	if err := unix.Fdatasync(s.fd); err != nil {
+	if err := fsys.Fdatasync(s.fd); err != nil {
 		return fmt.Errorf("wal: sync %s: %w", s.name, err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwal/ringwal/internal/fsys"
 	"github.com/ringwal/ringwal/segment"
 )
 
@@ -462,7 +463,7 @@ type fillControl struct {
 // when the file system does not support fallocate(2) (after telling
 // fc.noFallocate): the caller writes zeros instead.
 func (fc fillControl) fallocate(f *os.File, off, n int64) (bool, error) {
-	err := unix.Fallocate(int(f.Fd()), 0, off, n)
+	err := fsys.Fallocate(int(f.Fd()), off, n)
 	switch {
 	case err == nil:
 		return true, nil
@@ -552,12 +553,12 @@ func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os
 			// Stream the zeros out as they are written: the final
 			// fdatasync, which a waiting rotation pays for, stays short,
 			// and the disk is not hit by a segment's worth at once.
-			if err := unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE); err != nil {
+			if err := fsys.StartWriteback(int(f.Fd()), off, n); err != nil {
 				return fail(fmt.Errorf("sync_file_range %s: %w", path, err))
 			}
 		}
 	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+	if err := fsys.Fdatasync(int(f.Fd())); err != nil {
 		return fail(fmt.Errorf("sync %s: %w", path, err))
 	}
 	return f, nil
@@ -581,7 +582,7 @@ func writeHeaderRegion(f *os.File, hb []byte) error {
 	if _, err := f.WriteAt(region, 0); err != nil {
 		return fmt.Errorf("write header of %s: %w", f.Name(), err)
 	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+	if err := fsys.Fdatasync(int(f.Fd())); err != nil {
 		return fmt.Errorf("sync header of %s: %w", f.Name(), err)
 	}
 	return nil

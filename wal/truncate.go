@@ -5,8 +5,7 @@ import (
 	"io"
 	"os"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/ringwal/ringwal/internal/fsys"
 	"github.com/ringwal/ringwal/segment"
 )
 
@@ -219,7 +218,7 @@ func (w *WAL) rewriteSegment(s *segFile, end, lastOff int64, lastLen int) error 
 			}
 		}
 	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+	if err := fsys.Fdatasync(int(f.Fd())); err != nil {
 		return fmt.Errorf("sync %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, s.path); err != nil {

@@ -1,0 +1,24 @@
+//go:build linux
+
+package fsys
+
+import "golang.org/x/sys/unix"
+
+// Fdatasync makes the file's data, and the metadata needed to read it back,
+// durable: fdatasync(2).
+func Fdatasync(fd int) error { return unix.Fdatasync(fd) }
+
+// StartWriteback starts writing [off, off+n) back to the disk without
+// waiting: sync_file_range(2) with SYNC_FILE_RANGE_WRITE. It makes nothing
+// durable; the fdatasync that follows has less left to do.
+func StartWriteback(fd int, off, n int64) error {
+	return unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
+
+// Fallocate reserves [off, off+n) of the file: fallocate(2). File systems
+// without it return EOPNOTSUPP.
+func Fallocate(fd int, off, n int64) error { return unix.Fallocate(fd, 0, off, n) }
+
+// AdviseSequential tells the kernel the file will be read front to back (a
+// larger read-ahead). It is a hint: errors are ignored.
+func AdviseSequential(fd int) { _ = unix.Fadvise(fd, 0, 0, unix.FADV_SEQUENTIAL) }
