@@ -479,12 +479,6 @@ func (r *Reader) writtenEnd(x int64) (int64, error) {
 	return x, nil
 }
 
-// seekData and seekHole are lseek(2)'s SEEK_DATA and SEEK_HOLE.
-const (
-	seekData = 3
-	seekHole = 4
-)
-
 // dataEnd returns an offset in [x, size] after which the file holds only
 // holes (which read as zeros), found with lseek SEEK_DATA / SEEK_HOLE when
 // the io.ReaderAt is also an io.Seeker that supports them (an *os.File on
@@ -493,7 +487,7 @@ const (
 // not use.
 func (r *Reader) dataEnd(x int64) int64 {
 	sk, ok := r.ra.(io.Seeker)
-	if !ok {
+	if !ok || !seekHoles {
 		return r.size
 	}
 	end := x // end of the last data region seen
