@@ -39,7 +39,7 @@ func Example() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Printf("%d %s\n", rec.LSN, rec.Data)
+		fmt.Printf("%d %s\n", rec.LSN, rec.Data) // Data is valid until the next Next: copy to keep
 	}
 	r.Close()
 
