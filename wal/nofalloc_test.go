@@ -37,6 +37,7 @@ func mountRamfs(t *testing.T) string {
 		}
 		if err != nil {
 			t.Errorf("unmount %s: %v (files left open?)", dir, err)
+			syscall.Unmount(dir, syscall.MNT_DETACH)
 		}
 	})
 	f, err := os.Create(filepath.Join(dir, "probe"))
