@@ -36,6 +36,13 @@ func mountTmpfs(t *testing.T, size string) string {
 	}
 	dir := t.TempDir()
 	require.NoError(t, syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size="+size+",mode=0755"))
+	unmountAtCleanup(t, dir)
+	return dir
+}
+
+// unmountAtCleanup unmounts the file system mounted on dir when the test
+// ends.
+func unmountAtCleanup(t *testing.T, dir string) {
 	t.Cleanup(func() {
 		// A closed io_uring instance drops its file references from a
 		// kernel worker, a little later: EBUSY for a moment is expected.
@@ -51,7 +58,6 @@ func mountTmpfs(t *testing.T, size string) string {
 			syscall.Unmount(dir, syscall.MNT_DETACH)
 		}
 	})
-	return dir
 }
 
 // fillDisk writes a file until the file system is full and returns its path.

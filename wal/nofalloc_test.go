@@ -2,7 +2,6 @@ package wal
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -27,19 +25,7 @@ func mountRamfs(t *testing.T) string {
 	}
 	dir := t.TempDir()
 	require.NoError(t, syscall.Mount("ramfs", dir, "ramfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0755"))
-	t.Cleanup(func() {
-		var err error
-		for range 200 { // io_uring drops its file references a little later
-			if err = syscall.Unmount(dir, 0); !errors.Is(err, syscall.EBUSY) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if err != nil {
-			t.Errorf("unmount %s: %v (files left open?)", dir, err)
-			syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-	})
+	unmountAtCleanup(t, dir)
 	f, err := os.Create(filepath.Join(dir, "probe"))
 	require.NoError(t, err)
 	defer os.Remove(f.Name())

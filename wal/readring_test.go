@@ -3,7 +3,6 @@ package wal
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -90,20 +89,11 @@ func TestMemlockChild(t *testing.T) {
 		_, err := w.Append([]byte(fmt.Sprintf("record %d", i)))
 		require.NoError(t, err)
 	}
-	r, err := w.NewReader(1)
-	require.NoError(t, err)
-	n := 0
-	for {
-		rec, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		require.Equal(t, fmt.Sprintf("record %d", n), string(rec.Data))
-		n++
+	got := readAll(t, w, 1)
+	for i, rec := range got {
+		require.Equal(t, fmt.Sprintf("record %d", i), string(rec.Data))
 	}
-	require.NoError(t, r.Close())
-	fmt.Printf("RESULT backend=%s read=%d readfixed=%t\n", w.Backend(), n, w.Stats().ReadFixedOps > 0)
+	fmt.Printf("RESULT backend=%s read=%d readfixed=%t\n", w.Backend(), len(got), w.Stats().ReadFixedOps > 0)
 	require.NoError(t, w.Close())
 }
 
@@ -221,17 +211,11 @@ func TestReadRingOnFirstReader(t *testing.T) {
 	r, err := w.NewReader(1)
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
-	n := 0
-	for {
-		rec, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		require.Equal(t, fmt.Sprint(n), string(rec.Data))
-		n++
+	got := readRest(t, r)
+	require.Len(t, got, 50, "the reader reads on after Close")
+	for i, rec := range got {
+		require.Equal(t, fmt.Sprint(i), string(rec.Data))
 	}
-	require.Equal(t, 50, n, "the reader read on after Close")
 	require.NoError(t, r.Close())
 	_, err = w.NewReader(1)
 	assert.ErrorIs(t, err, ErrClosed)

@@ -66,6 +66,12 @@ func readAll(t *testing.T, w *WAL, from uint64) []Record {
 	r, err := w.NewReader(from)
 	require.NoError(t, err)
 	defer r.Close()
+	return readRest(t, r)
+}
+
+// readRest returns the records r has left (Data copied).
+func readRest(t *testing.T, r *Reader) []Record {
+	t.Helper()
 	var out []Record
 	for {
 		rec, err := r.Next()
