@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ringwal/ringwal/internal/fsys"
 	"github.com/ringwal/ringwal/segment"
 )
@@ -463,17 +461,14 @@ type fillControl struct {
 // when the file system does not support fallocate(2) (after telling
 // fc.noFallocate): the caller writes zeros instead.
 func (fc fillControl) fallocate(f *os.File, off, n int64) (bool, error) {
-	err := fsys.Fallocate(int(f.Fd()), off, n)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS):
-		if fc.noFallocate != nil {
-			fc.noFallocate()
-		}
-		return false, nil
+	ok, err := fsys.Fallocate(int(f.Fd()), off, n)
+	if err != nil {
+		return false, fmt.Errorf("fallocate %s: %w", f.Name(), err)
 	}
-	return false, fmt.Errorf("fallocate %s: %w", f.Name(), err)
+	if !ok && fc.noFallocate != nil {
+		fc.noFallocate()
+	}
+	return ok, nil
 }
 
 func (fc fillControl) hurried() bool { return fc.hurry != nil && fc.hurry.Load() }

@@ -2,7 +2,11 @@
 
 package fsys
 
-import "golang.org/x/sys/unix"
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+)
 
 // Fdatasync makes the file's data, and the metadata needed to read it back,
 // durable: fdatasync(2).
@@ -15,9 +19,16 @@ func StartWriteback(fd int, off, n int64) error {
 	return unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
 
-// Fallocate reserves [off, off+n) of the file: fallocate(2). File systems
-// without it return EOPNOTSUPP.
-func Fallocate(fd int, off, n int64) error { return unix.Fallocate(fd, 0, off, n) }
+// Fallocate reserves [off, off+n) of the file: fallocate(2). It reports
+// false, and no error, where the file system does not support it (ext2,
+// ramfs, some NFS and FUSE file systems).
+func Fallocate(fd int, off, n int64) (bool, error) {
+	err := unix.Fallocate(fd, 0, off, n)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return false, nil
+	}
+	return err == nil, err
+}
 
 // AdviseSequential tells the kernel the file will be read front to back (a
 // larger read-ahead). It is a hint: errors are ignored.

@@ -2,14 +2,12 @@
 
 package fsys
 
-import "golang.org/x/sys/unix"
-
 // StartWriteback does nothing: there is no sync_file_range here.
 func StartWriteback(fd int, off, n int64) error { return nil }
 
-// Fallocate reports EOPNOTSUPP, as a Linux file system without fallocate
-// does: the log zero-fills its segments instead.
-func Fallocate(fd int, off, n int64) error { return unix.EOPNOTSUPP }
+// Fallocate reports false: not supported here, as on a Linux file system
+// without fallocate(2). The log zero-fills its segments instead.
+func Fallocate(fd int, off, n int64) (bool, error) { return false, nil }
 
 // AdviseSequential does nothing.
 func AdviseSequential(fd int) {}
