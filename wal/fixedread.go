@@ -117,11 +117,13 @@ func (s *readRingSlot) counters() (reads, bytes uint64) {
 func (s *readRingSlot) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.rr == nil {
-		s.closed = true
+	if s.closed {
 		return nil
 	}
 	s.closed = true
+	if s.rr == nil {
+		return nil
+	}
 	return s.rr.release()
 }
 
