@@ -244,6 +244,13 @@ func (p *prefetchReader) dropFront() {
 	p.q = p.q[1:]
 }
 
+// dropBefore releases the chunks that end at or before off.
+func (p *prefetchReader) dropBefore(off int64) {
+	for len(p.q) > 0 && p.q[0].off+int64(p.q[0].n) <= off {
+		p.dropFront()
+	}
+}
+
 // reset drops every chunk (waiting for reads in flight).
 func (p *prefetchReader) reset() {
 	for len(p.q) > 0 {
@@ -263,9 +270,7 @@ func (p *prefetchReader) ReadAt(b []byte, off int64) (int, error) {
 	backwards := off < p.prev
 	p.prev = off
 	// Keep only chunks from the one holding off on; restart elsewhere.
-	for len(p.q) > 0 && p.q[0].off+int64(p.q[0].n) <= off {
-		p.dropFront()
-	}
+	p.dropBefore(off)
 	if len(p.q) == 0 || p.q[0].off > off {
 		p.reset()
 		if !p.issue(off) {
@@ -316,9 +321,7 @@ func (p *prefetchReader) View(off int64, least, most int) ([]byte, error) {
 		return nil, io.EOF
 	}
 	backwards := off < p.prev
-	for len(p.q) > 0 && p.q[0].off+int64(p.q[0].n) <= off {
-		p.dropFront()
-	}
+	p.dropBefore(off)
 	if len(p.q) > 0 && p.q[0].off <= off {
 		c := p.q[0]
 		if err := c.wait(p.rr.pool); err != nil {
