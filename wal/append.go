@@ -236,6 +236,9 @@ func (w *WAL) enqueue(recs [][]byte, durable bool) (uint64, *batch, error) {
 			return w.layHeapLocked(recs, total, durable)
 		}
 		ok, err := w.reserveLocked(total)
+		if err == errNoBufferComing {
+			return w.layHeapLocked(recs, total, durable)
+		}
 		if err != nil {
 			return 0, nil, err
 		}
@@ -245,6 +248,14 @@ func (w *WAL) enqueue(recs [][]byte, durable bool) (uint64, *batch, error) {
 		return w.layLocked(recs, durable)
 	}
 }
+
+// errNoBufferComing: no pool buffer is free and none can be given back
+// (rescued chains hold them): the batch is written from a heap buffer.
+var errNoBufferComing = errors.New("wal: no registered buffer will come back")
+
+// bufferRecheck is how often an appender waiting for a pool buffer looks
+// again whether one can still come back.
+const bufferRecheck = 100 * time.Millisecond
 
 // reserveLocked makes sure the open batch can take total more bytes,
 // starting a batch or adding a buffer to it. It returns false when it had to
@@ -265,9 +276,25 @@ func (w *WAL) reserveLocked(total int) (bool, error) {
 				w.sealLocked()
 			}
 			w.pumpLocked()
+			if w.inflight == 0 && len(w.pending) == 0 && w.abandonedBufs > 0 {
+				// The missing buffers are all held by rescued chains the
+				// kernel has not completed: none may ever come back.
+				if !w.heapWarned {
+					w.heapWarned = true
+					w.log.Warn("every free buffer is held by rescued chains still in the kernel: writing batches from heap buffers", "buffers", w.abandonedBufs)
+				}
+				return false, errNoBufferComing
+			}
 			w.mu.Unlock()
-			idx, _, err := w.pool.AcquireWait(w.closeCtx)
+			// Look again now and then: chains in flight may be rescued
+			// meanwhile, keeping their buffers.
+			ctx, cancel := context.WithTimeout(w.closeCtx, bufferRecheck)
+			idx, _, err := w.pool.AcquireWait(ctx)
+			cancel()
 			w.mu.Lock()
+			if errors.Is(err, context.DeadlineExceeded) {
+				return false, nil // the caller re-evaluates everything
+			}
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					return false, ErrClosed
@@ -742,6 +769,7 @@ func (w *WAL) abandon(b *batch) {
 	comp, seg, off := b.comp, b.seg, b.offset
 	w.mu.Lock()
 	w.abandonedOn[seg]++
+	w.abandonedBufs += len(fixed)
 	w.mu.Unlock()
 	w.abandonWG.Add(1)
 	go func() {
@@ -761,6 +789,7 @@ func (w *WAL) abandon(b *batch) {
 		if w.abandonedOn[seg]--; w.abandonedOn[seg] == 0 {
 			delete(w.abandonedOn, seg)
 		}
+		w.abandonedBufs -= len(fixed)
 		w.cond.Broadcast() // TruncateBack may wait (waitAbandonedLocked)
 		w.mu.Unlock()
 		for _, idx := range fixed {

@@ -190,3 +190,70 @@ func TestFailedRescueFailsTheLog(t *testing.T) {
 	assert.Contains(t, st.String(), "failed=", "a failed log says so in its one-line stats")
 	_ = w.Close()
 }
+
+// everyLostRing never hands a chain ending in fdatasync to the kernel once
+// it has passed `from` of them, as if the kernel had stopped completing
+// them; the chains stay "in the kernel" until gate is closed, then complete
+// cancelled.
+type everyLostRing struct {
+	inner ring.Submitter
+	from  int64
+	gate  chan struct{}
+	syncs atomic.Int64
+}
+
+func (r *everyLostRing) Submit(ops []ring.Op) (ring.Completion, error) {
+	if ops[len(ops)-1].Kind != ring.Fdatasync || r.syncs.Add(1) < r.from {
+		return r.inner.Submit(ops)
+	}
+	fc := &fakeCompletion{done: make(chan struct{}), res: make([]int32, len(ops))}
+	go func() {
+		<-r.gate
+		for i := range fc.res {
+			fc.res[i] = -int32(syscall.ECANCELED)
+		}
+		close(fc.done)
+	}()
+	return fc, nil
+}
+
+// TestLostChainsDoNotDrainThePool: rescued chains keep their registered
+// buffers while the kernel holds them. When the kernel holds enough of them
+// that no buffer is left and none can come back, appends must still go on
+// (written from heap buffers), not wait for a buffer forever. (A raftlog
+// race run hung that way: four chains rescued, the appender in
+// AcquireWait.)
+func TestLostChainsDoNotDrainThePool(t *testing.T) {
+	o := smallOpts(BackendURing)
+	o.BufferCount, o.MaxInFlight = 2, 2
+	o.rescueAfter = 200 * time.Millisecond
+	lr := &everyLostRing{from: 3, gate: make(chan struct{})}
+	o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { lr.inner = s; return lr }
+	dir := t.TempDir()
+	w := openT(t, dir, o)
+	defer func() {
+		select {
+		case <-lr.gate:
+		default:
+			close(lr.gate)
+		}
+	}()
+	const n = 12
+	for i := range n {
+		lsn, err := appendWithin(t, w, payload(uint64(i+1), 300), 10*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, uint64(i+1), lsn)
+	}
+	st := w.Stats()
+	assert.GreaterOrEqual(t, st.Rescues, uint64(3), "chains rescued")
+	assert.Nil(t, st.Failed)
+	require.NoError(t, w.Close())
+
+	w2 := openT(t, dir, smallOpts(BackendURing))
+	defer w2.Close()
+	recs := readAll(t, w2, 1)
+	require.Len(t, recs, n)
+	for _, r := range recs {
+		require.Equal(t, payload(r.LSN, 300), r.Data)
+	}
+}

@@ -151,8 +151,12 @@ type WAL struct {
 	// (TruncateFront keeps such a segment's file open), guarded by mu;
 	// giveUp is closed by Close when it stops waiting for them.
 	abandonedOn map[*segFile]int
-	abandonWG   sync.WaitGroup
-	giveUp      chan struct{}
+	// abandonedBufs counts the pool buffers those chains hold; heapWarned
+	// is set once appends had to use heap buffers for want of them.
+	abandonedBufs int
+	heapWarned    bool
+	abandonWG     sync.WaitGroup
+	giveUp        chan struct{}
 
 	stats stats
 }
