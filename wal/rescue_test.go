@@ -65,13 +65,7 @@ func TestLostChainIsRescued(t *testing.T) {
 			o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { lr.inner = s; return lr }
 			dir := t.TempDir()
 			w := openT(t, dir, o)
-			defer func() {
-				select {
-				case <-lr.gate:
-				default:
-					close(lr.gate) // after Close: the lost chain completes cancelled
-				}
-			}()
+			defer openGate(lr.gate) // after Close: the lost chain completes cancelled
 
 			for i := range 10 {
 				lsn, err := appendWithin(t, w, payload(uint64(i+1), 100), 10*time.Second)
@@ -231,13 +225,7 @@ func TestLostChainsDoNotDrainThePool(t *testing.T) {
 	o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { lr.inner = s; return lr }
 	dir := t.TempDir()
 	w := openT(t, dir, o)
-	defer func() {
-		select {
-		case <-lr.gate:
-		default:
-			close(lr.gate)
-		}
-	}()
+	defer openGate(lr.gate)
 	const n = 12
 	for i := range n {
 		lsn, err := appendWithin(t, w, payload(uint64(i+1), 300), 10*time.Second)
@@ -255,5 +243,14 @@ func TestLostChainsDoNotDrainThePool(t *testing.T) {
 	require.Len(t, recs, n)
 	for _, r := range recs {
 		require.Equal(t, payload(r.LSN, 300), r.Data)
+	}
+}
+
+// openGate closes gate unless the test already did.
+func openGate(gate chan struct{}) {
+	select {
+	case <-gate:
+	default:
+		close(gate)
 	}
 }
