@@ -45,6 +45,12 @@ type ReaderOptions struct {
 	// the buffer the reader keeps for them. Zero means DefaultBufferSize;
 	// other values below FrameHeaderSize are raised to it.
 	BufferSize int
+	// Buffer, when its capacity is at least the window the reader needs
+	// (BufferSize, or the file size if smaller), is used for the window
+	// instead of a buffer of the reader's own, so a caller reading many
+	// segments in turn can allocate one. The reader owns it until the
+	// caller stops using the reader; a record's Payload may point into it.
+	Buffer []byte
 	// LastLSN, when not zero, is the LSN of the segment's last record, known
 	// to the caller from the base LSN of the segment after it (a sealed
 	// segment). In a recycled segment (Header.Recycled) the reader returns
@@ -172,6 +178,9 @@ func NewReader(r io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) {
 	// A small file needs no more than its own size of buffer; the window
 	// must hold at least one frame header.
 	rd.winSize = int(max(FrameHeaderSize, min(int64(opts.BufferSize), size)))
+	if cap(opts.Buffer) >= rd.winSize {
+		rd.own = opts.Buffer[:rd.winSize]
+	}
 	rd.viewer, _ = r.(Viewer)
 	return rd, nil
 }

@@ -104,3 +104,50 @@ func TestViewerShort(t *testing.T) {
 	assert.Contains(t, err.Error(), "seg")
 	assert.NotErrorIs(t, err, ErrCorrupt)
 }
+
+// TestReaderBuffer reads every golden segment with a caller's Buffer holding
+// garbage: the same records and end as with the reader's own buffer, and
+// the window is the caller's (overwriting the Buffer changes the payload
+// just returned). A Buffer smaller than the window is not used.
+func TestReaderBuffer(t *testing.T) {
+	for i, data := range seedFiles(t) {
+		for _, bufSize := range []int{100, 4096, 0} {
+			opts := ReaderOptions{BufferSize: bufSize}
+			want := readAll(t, data, opts)
+			win := bufSize
+			if win == 0 {
+				win = DefaultBufferSize
+			}
+			win = int(max(FrameHeaderSize, min(int64(win), int64(len(data)))))
+			for _, extra := range []int{0, 1000, -1} {
+				if win+extra < 0 {
+					continue
+				}
+				buf := bytes.Repeat([]byte{0xEE}, win+extra)
+				opts.Buffer = buf
+				got := readAll(t, data, opts)
+				require.Equal(t, want.recs, got.recs, "file %d, buffer %d+%d", i, bufSize, extra)
+				require.Equal(t, fmt.Sprint(want.err), fmt.Sprint(got.err), "file %d, buffer %d+%d", i, bufSize, extra)
+				if len(want.recs) == 0 {
+					continue
+				}
+				r, err := NewReader(bytes.NewReader(data), int64(len(data)), opts)
+				require.NoError(t, err)
+				rec, err := r.Next()
+				require.NoError(t, err)
+				if len(rec.Payload) == 0 || FrameHeaderSize+len(rec.Payload) > win {
+					continue // an empty payload, or one read outside the window
+				}
+				before := bytes.Clone(rec.Payload)
+				for j := range buf {
+					buf[j] ^= 0xFF
+				}
+				if extra < 0 {
+					assert.Equal(t, before, rec.Payload, "file %d: a Buffer smaller than the window is not used", i)
+				} else {
+					assert.NotEqual(t, before, rec.Payload, "file %d, buffer %d+%d: the window is the caller's Buffer", i, bufSize, extra)
+				}
+			}
+		}
+	}
+}

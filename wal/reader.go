@@ -74,13 +74,24 @@ func (w *WAL) Read(lsn uint64) ([]byte, error) {
 	return payload, nil
 }
 
-// replayBuffer is the size of a Reader's reads (pwrite backend) and window.
-const replayBuffer = 1 << 20
+// replayBuffer is the size of a Reader's reads (pwrite backend) and window
+// in a segment that is in the page cache; coldReplayBuffer in one that is
+// not (or where the kernel cannot tell). Larger reads from the disk cost
+// less CPU per byte; in the page cache a window that fits the CPU's cache
+// is cheaper. PERFORMANCE.md, "Cold replay", has the figures.
+const (
+	replayBuffer     = 1 << 20
+	coldReplayBuffer = 4 << 20
+)
 
 // Reader iterates over the log's records in LSN order. Next returns io.EOF
 // once it has returned every durable record; records appended later are
 // returned by later calls. A Reader is not safe for concurrent use; many
-// Readers may run at once, alongside appends and truncations.
+// Readers may run at once, alongside appends and truncations. On the pwrite
+// backend a Reader holds one buffer of 1 MiB, or 4 MiB once it has read a
+// segment that was not in the page cache (always 4 MiB before Linux 6.5,
+// where the kernel cannot tell); on io_uring it reads through the
+// log's shared read buffers.
 type Reader struct {
 	w    *WAL
 	next uint64
@@ -93,6 +104,9 @@ type Reader struct {
 	sr   *segment.Reader
 	rec  segment.Record // the segment reader's last record
 	err  error
+
+	buf  []byte // window buffer shared by the segment readers (pwrite)
+	cold bool   // the current segment was not all in the page cache when opened
 }
 
 // NewReader returns a reader positioned at lsn, which must lie in
@@ -170,6 +184,7 @@ func (r *Reader) open() error {
 	s := w.findSegLocked(r.next)
 	var off int64
 	ok := false
+	end := int64(-1) // end of the segment's last record laid (-1: the file's end)
 	switch {
 	case s == nil:
 	case s.lazy.Load() && r.next == s.base():
@@ -182,6 +197,9 @@ func (r *Reader) open() error {
 		return r.open()
 	default:
 		off, _, ok = s.locate(r.next)
+		if o, n, ok := s.locate(s.last()); ok {
+			end = o + int64(segment.FrameSize(n))
+		}
 	}
 	w.mu.Unlock()
 	if !ok {
@@ -192,6 +210,7 @@ func (r *Reader) open() error {
 		r.pf.Close()
 		r.pf = nil
 	}
+	switched := false // a new segment file
 	if s != r.seg || r.f == nil {
 		if r.f != nil {
 			r.f.Close()
@@ -204,21 +223,39 @@ func (r *Reader) open() error {
 		// Replay reads a segment front to back: a larger read-ahead
 		// window for the page cache.
 		fsys.AdviseSequential(int(f.Fd()))
+		switched = true
 	}
 	fi, err := r.f.Stat()
 	if err != nil {
 		return err
 	}
+	if end < 0 || end > fi.Size() {
+		end = fi.Size()
+	}
+	if switched && r.rr == nil {
+		// Where the kernel cannot tell (before Linux 6.5): cold.
+		cached, _ := fsys.Cached(int(r.f.Fd()), off, end-off)
+		r.cold = !cached
+	}
+	opts := segment.ReaderOptions{
+		MaxRecordSize: w.opts.MaxRecordSize,
+		Name:          s.name,
+		BufferSize:    replayBuffer,
+	}
 	var ra io.ReaderAt = r.f
 	if r.rr != nil {
 		r.pf = newPrefetchReader(r.rr, r.f, fi.Size())
 		ra = r.pf
+	} else {
+		if r.cold {
+			opts.BufferSize = coldReplayBuffer
+		}
+		if n := int(min(int64(opts.BufferSize), fi.Size())); cap(r.buf) < n {
+			r.buf = make([]byte, n)
+		}
+		opts.Buffer = r.buf
 	}
-	sr, err := segment.NewReader(ra, fi.Size(), segment.ReaderOptions{
-		MaxRecordSize: w.opts.MaxRecordSize,
-		Name:          s.name,
-		BufferSize:    replayBuffer,
-	})
+	sr, err := segment.NewReader(ra, fi.Size(), opts)
 	if err != nil {
 		return err
 	}

@@ -11,3 +11,6 @@ func Fallocate(fd int, off, n int64) (bool, error) { return false, nil }
 
 // AdviseSequential does nothing.
 func AdviseSequential(fd int) {}
+
+// Cached reports that it does not know.
+func Cached(fd int, off, n int64) (cached, known bool) { return false, false }
