@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -404,9 +405,18 @@ func allZero(b []byte) bool {
 	return lastNonZero(b) < 0
 }
 
+// zeroBlock is what lastNonZero compares long zero runs with.
+var zeroBlock [16 << 10]byte
+
 // lastNonZero returns the index of the last non-zero byte of b, or -1.
+// Recovery runs it over the zeros after a segment's last frame, often tens
+// of MiB: whole blocks are compared with bytes.Equal, which uses the
+// CPU's vector instructions, before words and bytes.
 func lastNonZero(b []byte) int {
 	i := len(b)
+	for i >= len(zeroBlock) && bytes.Equal(b[i-len(zeroBlock):i], zeroBlock[:]) {
+		i -= len(zeroBlock)
+	}
 	for i >= 8 {
 		if binary.LittleEndian.Uint64(b[i-8:]) != 0 {
 			break

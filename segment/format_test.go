@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -163,5 +164,52 @@ func TestEmptyRecordIsValid(t *testing.T) {
 	require.Equal(t, lsnRange(100, 102), lsns(res.recs))
 	for _, r := range res.recs {
 		assert.Empty(t, r.Payload)
+	}
+}
+
+// TestLastNonZero compares lastNonZero with a byte-by-byte scan over buffers
+// of zeros around the comparison block's size with one or two bytes set.
+func TestLastNonZero(t *testing.T) {
+	naive := func(b []byte) int {
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != 0 {
+				return i
+			}
+		}
+		return -1
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 7, 8, 9, len(zeroBlock) - 1, len(zeroBlock), len(zeroBlock) + 1, 3*len(zeroBlock) + 5} {
+		b := make([]byte, n)
+		require.Equal(t, -1, lastNonZero(b), "n=%d, all zero", n)
+		for range 50 {
+			clear(b)
+			if n == 0 {
+				break
+			}
+			b[rng.IntN(n)] = byte(1 + rng.IntN(255))
+			if rng.IntN(2) == 0 {
+				b[rng.IntN(n)] = byte(1 + rng.IntN(255))
+			}
+			require.Equal(t, naive(b), lastNonZero(b), "n=%d", n)
+		}
+		if n > 1 {
+			clear(b)
+			b[n-1], b[0] = 1, 1
+			require.Equal(t, n-1, lastNonZero(b))
+			b[n-1] = 0
+			require.Equal(t, 0, lastNonZero(b))
+		}
+	}
+}
+
+func BenchmarkLastNonZero(b *testing.B) {
+	buf := make([]byte, 1<<20)
+	buf[0] = 1
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		if lastNonZero(buf) != 0 {
+			b.Fatal("wrong")
+		}
 	}
 }
