@@ -26,19 +26,42 @@ const (
 	readDepth   = 4         // chunks one reader keeps in flight or held
 )
 
-// readRing is the ring and pool that replay reads through. It is shared by
-// the log and its readers and closed when the last of them lets go (a reader
-// may outlive Close).
-type readRing struct {
-	ring *ring.Ring
-	pool *bufpool.Pool
-	refs atomic.Int32
+// A segment that is not in the page cache is read through a ring of its own
+// with one 4 MiB buffer, one READ_FIXED at a time: on the VM measured, 4
+// MiB reads from the disk ran twice as fast as 512 KiB ones, while in the
+// page cache 512 KiB chunks are faster (PERFORMANCE.md, "Cold replay"). The
+// cold ring exists only while a reader holds it; when its 4 MiB cannot be
+// locked (RLIMIT_MEMLOCK) or another reader has its buffer, cold segments
+// are read through the shared read ring. Setting it up costs a few
+// milliseconds, once per run of cold segments.
+const (
+	coldChunk = 4 << 20
+	coldDepth = 1
+)
 
+// readRing is a ring and pool that replay reads through. The shared one is
+// held by the log and its readers and closed when the last of them lets go
+// (a reader may outlive Close); the cold one is held by one reader.
+type readRing struct {
+	ring  *ring.Ring
+	pool  *bufpool.Pool
+	depth int // chunks one reader keeps in flight or held
+	refs  atomic.Int32
+
+	ctr *readCounters // shared by the log's read rings
+}
+
+// readCounters count the READ_FIXED reads of every read ring of a log.
+type readCounters struct {
 	reads atomic.Uint64 // READ_FIXED ops completed
 	bytes atomic.Uint64 // bytes they read
 }
 
-func newReadRing() (*readRing, error) {
+func newReadRing() (*readRing, error) { return newReadRingOf(readChunk, readBuffers, readDepth) }
+
+func newColdRing() (*readRing, error) { return newReadRingOf(coldChunk, 1, coldDepth) }
+
+func newReadRingOf(chunk, n, depth int) (*readRing, error) {
 	r, err := ring.New(64)
 	if err != nil {
 		return nil, err
@@ -46,12 +69,12 @@ func newReadRing() (*readRing, error) {
 	// Go memory, not a mapping: a reader's window is the pool's buffer, and
 	// a caller that keeps a record's Data after Close reads stale bytes
 	// instead of faulting on unmapped memory.
-	p, err := bufpool.NewHeap(r, readChunk, readBuffers)
+	p, err := bufpool.NewHeap(r, chunk, n)
 	if err != nil {
 		r.Close()
 		return nil, err
 	}
-	rr := &readRing{ring: r, pool: p}
+	rr := &readRing{ring: r, pool: p, depth: depth, ctr: new(readCounters)}
 	rr.refs.Store(1)
 	return rr, nil
 }
@@ -93,6 +116,8 @@ func (w *WAL) holdReadRing() *readRing {
 		rr, err := newRR()
 		if err != nil {
 			w.log.Warn("io_uring read ring unavailable, replay reads with pread", "err", err)
+		} else {
+			rr.ctr = &w.readCtr
 		}
 		s.rr = rr
 	}
@@ -103,14 +128,47 @@ func (w *WAL) holdReadRing() *readRing {
 	return s.rr
 }
 
-// counters returns the READ_FIXED reads and bytes so far.
-func (s *readRingSlot) counters() (reads, bytes uint64) {
+// coldRingSlot is the cold ring (see coldChunk): one reader at a time holds
+// it, from the first segment it opens that is not in the page cache until
+// it opens one that is, or closes.
+type coldRingSlot struct {
+	mu     sync.Mutex
+	held   bool // a reader has it
+	failed bool // it could not be set up once: not tried again
+}
+
+// holdColdRing sets up the cold ring for the caller, who releases it with
+// releaseColdRing; nil when another reader has it or it cannot be set up.
+func (w *WAL) holdColdRing() *readRing {
+	s := &w.cold
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.rr == nil {
-		return 0, 0
+	if s.held || s.failed {
+		return nil
 	}
-	return s.rr.reads.Load(), s.rr.bytes.Load()
+	newCR := newColdRing
+	if w.opts.newColdRing != nil {
+		newCR = w.opts.newColdRing
+	}
+	rr, err := newCR()
+	if err != nil {
+		s.failed = true
+		w.log.Info("io_uring cold-replay buffer unavailable, segments not in the page cache are read through the shared read buffers", "err", err)
+		return nil
+	}
+	rr.ctr = &w.readCtr
+	s.held = true
+	return rr
+}
+
+// releaseColdRing closes the cold ring the caller held.
+func (w *WAL) releaseColdRing(rr *readRing) error {
+	err := rr.release()
+	s := &w.cold
+	s.mu.Lock()
+	s.held = false
+	s.mu.Unlock()
+	return err
 }
 
 // close drops the log's reference (readers still open keep the ring).
@@ -170,8 +228,8 @@ func (c *chunk) wait(pool *bufpool.Pool) error {
 }
 
 func (p *prefetchReader) note(c *chunk) {
-	p.rr.reads.Add(1)
-	p.rr.bytes.Add(uint64(c.got))
+	p.rr.ctr.reads.Add(1)
+	p.rr.ctr.bytes.Add(uint64(c.got))
 }
 
 // prefetchReader is an io.ReaderAt for one file that serves a reader moving
@@ -299,7 +357,7 @@ func (p *prefetchReader) ReadAt(b []byte, off int64) (int, error) {
 		}
 		n += copy(want[n:], c.buf[pos:c.got])
 	}
-	for !backwards && len(p.q) < readDepth && p.issue(p.end()) {
+	for !backwards && len(p.q) < p.rr.depth && p.issue(p.end()) {
 	}
 	if n < len(b) {
 		return n, io.EOF
@@ -330,7 +388,7 @@ func (p *prefetchReader) View(off int64, least, most int) ([]byte, error) {
 		pos := int(off - c.off)
 		if pos+least <= c.got {
 			p.prev = off
-			for !backwards && len(p.q) < readDepth && p.issue(p.end()) {
+			for !backwards && len(p.q) < p.rr.depth && p.issue(p.end()) {
 			}
 			return c.buf[pos:min(c.got, pos+most)], nil
 		}

@@ -88,7 +88,9 @@ type Options struct {
 	// falls back to pwrite when registration fails. On io_uring, replay's
 	// READ_FIXED reads lock 3 MiB more once something reads (the first
 	// NewReader, or Open with VerifyOnOpen); when that registration fails,
-	// the log logs it and readers read with pread.
+	// the log logs it and readers read with pread. A reader of segments not
+	// in the page cache locks 4 MiB more while it reads them, where the
+	// limit allows; otherwise they are read through the 3 MiB.
 	BufferCount int
 	// MaxInFlight is how many batches may be written and synced at once
 	// (default 4). A batch joins chains already in flight only once it holds
@@ -138,6 +140,7 @@ type Options struct {
 	wrapSubmitter func(ring.Submitter) ring.Submitter // wraps the backend
 	fileIO        fileIO                              // pwrite backend's syscalls (and rescues')
 	newReadRing   func() (*readRing, error)           // replay's ring (tests make it fail)
+	newColdRing   func() (*readRing, error)           // the cold-replay ring (tests make it fail)
 	rescueAfter   time.Duration                       // 0: rescueAfter
 }
 

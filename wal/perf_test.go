@@ -130,14 +130,14 @@ func TestPrefetchBackwards(t *testing.T) {
 		require.Equal(t, data[off:off+win], buf)
 	}
 	require.NoError(t, p.Close())
-	assert.Equal(t, uint64(size), rr.bytes.Load(), "bytes read by READ_FIXED scanning backwards")
+	assert.Equal(t, uint64(size), rr.ctr.bytes.Load(), "bytes read by READ_FIXED scanning backwards")
 
-	rr.bytes.Store(0)
+	rr.ctr.bytes.Store(0)
 	p = newPrefetchReader(rr, f, size)
 	_, err := p.ReadAt(buf, 0)
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
-	assert.Greater(t, rr.bytes.Load(), uint64(win), "a forward reader reads ahead")
+	assert.Greater(t, rr.ctr.bytes.Load(), uint64(win), "a forward reader reads ahead")
 }
 
 // TestPrefetchView: the segment reader's windows come straight from the
@@ -171,7 +171,7 @@ func TestPrefetchView(t *testing.T) {
 	crossed := view(p)
 	require.NoError(t, p.Close())
 	assert.Positive(t, crossed, "views across chunk boundaries")
-	assert.Equal(t, uint64(size), rr.bytes.Load(), "bytes read by READ_FIXED: each once")
+	assert.Equal(t, uint64(size), rr.ctr.bytes.Load(), "bytes read by READ_FIXED: each once")
 
 	// Every registered read buffer taken: pread.
 	var held []uint16
@@ -183,11 +183,11 @@ func TestPrefetchView(t *testing.T) {
 		held = append(held, idx)
 	}
 	require.Len(t, held, readBuffers)
-	rr.bytes.Store(0)
+	rr.ctr.bytes.Store(0)
 	p = newPrefetchReader(rr, f, size)
 	view(p)
 	require.NoError(t, p.Close())
-	assert.Zero(t, rr.bytes.Load(), "no READ_FIXED without a free buffer")
+	assert.Zero(t, rr.ctr.bytes.Load(), "no READ_FIXED without a free buffer")
 	for _, idx := range held {
 		require.NoError(t, rr.pool.Release(idx))
 	}

@@ -90,8 +90,10 @@ const (
 // Readers may run at once, alongside appends and truncations. On the pwrite
 // backend a Reader holds one buffer of 1 MiB, or 4 MiB once it has read a
 // segment that was not in the page cache (always 4 MiB before Linux 6.5,
-// where the kernel cannot tell); on io_uring it reads through the
-// log's shared read buffers.
+// where the kernel cannot tell). On io_uring it reads through the log's
+// shared read buffers, and a segment not in the page cache through one 4
+// MiB registered buffer set up for as long as such a segment is read (when
+// RLIMIT_MEMLOCK allows it and no other reader has it).
 type Reader struct {
 	w    *WAL
 	next uint64
@@ -105,8 +107,9 @@ type Reader struct {
 	rec  segment.Record // the segment reader's last record
 	err  error
 
-	buf  []byte // window buffer shared by the segment readers (pwrite)
-	cold bool   // the current segment was not all in the page cache when opened
+	buf  []byte    // window buffer shared by the segment readers (pwrite)
+	cold bool      // the current segment was not all in the page cache when opened
+	cr   *readRing // the cold ring, held while reading a cold segment (io_uring)
 }
 
 // NewReader returns a reader positioned at lsn, which must lie in
@@ -232,7 +235,7 @@ func (r *Reader) open() error {
 	if end < 0 || end > fi.Size() {
 		end = fi.Size()
 	}
-	if switched && r.rr == nil {
+	if switched {
 		// Where the kernel cannot tell (before Linux 6.5): cold.
 		cached, _ := fsys.Cached(int(r.f.Fd()), off, end-off)
 		r.cold = !cached
@@ -242,14 +245,28 @@ func (r *Reader) open() error {
 		Name:          s.name,
 		BufferSize:    replayBuffer,
 	}
+	if r.cold {
+		opts.BufferSize = coldReplayBuffer
+	}
 	var ra io.ReaderAt = r.f
 	if r.rr != nil {
-		r.pf = newPrefetchReader(r.rr, r.f, fi.Size())
+		rr := r.rr
+		switch {
+		case r.cold && r.cr == nil:
+			r.cr = w.holdColdRing()
+		case !r.cold && r.cr != nil:
+			err := w.releaseColdRing(r.cr)
+			r.cr = nil
+			if err != nil {
+				return err
+			}
+		}
+		if r.cr != nil {
+			rr = r.cr
+		}
+		r.pf = newPrefetchReader(rr, r.f, fi.Size())
 		ra = r.pf
 	} else {
-		if r.cold {
-			opts.BufferSize = coldReplayBuffer
-		}
 		if n := int(min(int64(opts.BufferSize), fi.Size())); cap(r.buf) < n {
 			r.buf = make([]byte, n)
 		}
@@ -280,6 +297,12 @@ func (r *Reader) Close() error {
 	if r.f != nil {
 		err = r.f.Close()
 		r.f, r.sr = nil, nil
+	}
+	if r.cr != nil {
+		if err2 := r.w.releaseColdRing(r.cr); err == nil {
+			err = err2
+		}
+		r.cr = nil
 	}
 	if r.rr != nil {
 		if err2 := r.rr.release(); err == nil {

@@ -1,9 +1,14 @@
 package wal
 
 import (
+	"bytes"
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -27,15 +32,14 @@ func evictDir(t *testing.T, dir string) {
 	}
 }
 
-// TestReplayWindowFollowsPageCache: on the pwrite backend a Reader reads a
-// segment that is not in the page cache in coldReplayBuffer windows and one
-// that is in replayBuffer windows, with one buffer for all segments, and
-// returns the same records either way.
-func TestReplayWindowFollowsPageCache(t *testing.T) {
-	dir := t.TempDir()
-	o := Options{SegmentSize: 8 << 20, MaxRecordSize: 64 << 10, Backend: BackendPwrite}
+// coldLog writes three 8 MiB segments of 1000-byte records, closes the log
+// and drops its pages from the page cache.
+func coldLog(t *testing.T, o Options) (dir string, records uint64, segs []string) {
+	t.Helper()
+	dir = t.TempDir()
+	o.SegmentSize, o.MaxRecordSize = 8<<20, 64<<10
 	w := openT(t, dir, o)
-	const records = 20 << 10 // 1000-byte records: three segments
+	records = 20 << 10
 	batch := make([][]byte, 64)
 	for lsn := uint64(1); lsn <= records; lsn += uint64(len(batch)) {
 		for i := range batch {
@@ -55,28 +59,33 @@ func TestReplayWindowFollowsPageCache(t *testing.T) {
 	require.NoError(t, f.Close())
 	require.True(t, known, "cachestat(2) is missing (Linux 6.5 or later); CI runs on a kernel that has it")
 	require.False(t, cached, "evicted segment still cached")
+	return dir, records, segs
+}
 
-	w = openT(t, dir, o)
-	defer w.Close()
-	pass := func() map[string]bool {
-		r, err := w.NewReader(w.FirstLSN())
-		require.NoError(t, err)
-		defer r.Close()
-		cold := map[string]bool{}
-		var lsn uint64 = 1
-		for ; ; lsn++ {
-			rec, err := r.Next()
-			if err != nil {
-				require.ErrorIs(t, err, io.EOF)
-				break
-			}
-			require.Equal(t, lsn, rec.LSN)
-			require.Equal(t, payload(lsn, 1000), rec.Data)
-			if _, seen := cold[rec.Segment]; !seen {
-				cold[rec.Segment] = r.cold
-			}
+// replayPass reads the whole log with one Reader, checks every record, and
+// returns, per segment, whether the reader took it for cold, and the
+// READ_FIXED reads and bytes of the pass.
+func replayPass(t *testing.T, w *WAL, records uint64) (cold map[string]bool, ops, bytes uint64) {
+	t.Helper()
+	st0 := w.Stats()
+	r, err := w.NewReader(w.FirstLSN())
+	require.NoError(t, err)
+	cold = map[string]bool{}
+	lsn := uint64(1)
+	for ; ; lsn++ {
+		rec, err := r.Next()
+		if err != nil {
+			require.ErrorIs(t, err, io.EOF)
+			break
 		}
-		require.Equal(t, uint64(records+1), lsn)
+		require.Equal(t, lsn, rec.LSN)
+		require.Equal(t, payload(lsn, 1000), rec.Data)
+		if _, seen := cold[rec.Segment]; !seen {
+			cold[rec.Segment] = r.cold
+		}
+	}
+	require.Equal(t, records+1, lsn)
+	if w.Backend() == BackendPwrite {
 		want := replayBuffer
 		for _, c := range cold {
 			if c {
@@ -84,17 +93,106 @@ func TestReplayWindowFollowsPageCache(t *testing.T) {
 			}
 		}
 		assert.Len(t, r.buf, want, "the reader's one window buffer")
-		return cold
 	}
-	first := pass()
-	require.Len(t, first, len(segs))
-	for i, p := range segs {
-		name := filepath.Base(p)
-		if i < len(segs)-1 { // Open read the last segment to find its end
-			assert.True(t, first[name], "%s: read from the disk, but not as cold", name)
+	require.NoError(t, r.Close())
+	st1 := w.Stats()
+	return cold, st1.ReadFixedOps - st0.ReadFixedOps, st1.ReadFixedBytes - st0.ReadFixedBytes
+}
+
+// TestReplayWindowFollowsPageCache: a Reader reads a segment that is not in
+// the page cache in 4 MiB reads (pwrite: 4 MiB windows with one buffer for
+// all segments; io_uring: READ_FIXED through the cold ring's 4 MiB buffer,
+// let go when the reader is done) and one that is in 1 MiB windows or
+// 512 KiB READ_FIXED chunks, and returns the same records either way.
+func TestReplayWindowFollowsPageCache(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir, records, segs := coldLog(t, Options{Backend: be})
+		w := openT(t, dir, Options{SegmentSize: 8 << 20, MaxRecordSize: 64 << 10, Backend: be})
+		defer w.Close()
+
+		first, ops, bytes := replayPass(t, w, records)
+		require.Len(t, first, len(segs))
+		for i, p := range segs {
+			name := filepath.Base(p)
+			if i < len(segs)-1 { // Open read the last segment to find its end
+				assert.True(t, first[name], "%s: read from the disk, but not as cold", name)
+			}
 		}
+		if be == BackendURing {
+			// Two sealed 8 MiB segments in 4 MiB reads, the last (cached)
+			// in 512 KiB ones: far fewer reads than 512 KiB chunks take.
+			require.NotZero(t, ops)
+			assert.Less(t, ops, bytes/readChunk/2, "cold segments read in %d READ_FIXED of %d bytes", ops, bytes)
+			assert.False(t, w.cold.held, "the reader let go of the cold ring")
+		}
+
+		second, ops, bytes := replayPass(t, w, records)
+		for name, cold := range second {
+			assert.False(t, cold, "%s: read again from the page cache, but as cold", name)
+		}
+		if be == BackendURing {
+			assert.GreaterOrEqual(t, ops, bytes/readChunk, "cached segments read in 512 KiB chunks")
+		}
+	})
+}
+
+// TestColdRingUnavailable: on io_uring, when the cold ring cannot be set up
+// (its 4 MiB refused, as under a short RLIMIT_MEMLOCK) or another reader
+// holds it, cold segments are read through the shared read ring, the
+// refusal logged once.
+func TestColdRingUnavailable(t *testing.T) {
+	dir, records, _ := coldLog(t, Options{Backend: BackendURing})
+	var logs bytes.Buffer
+	o := Options{
+		SegmentSize: 8 << 20, MaxRecordSize: 64 << 10, Backend: BackendURing,
+		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
+		newColdRing: func() (*readRing, error) { return nil, fmt.Errorf("register: %w", syscall.ENOMEM) },
 	}
-	for name, cold := range pass() {
-		assert.False(t, cold, "%s: read again from the page cache, but as cold", name)
+	w := openT(t, dir, o)
+	cold, ops, n := replayPass(t, w, records)
+	assert.True(t, cold[filepath.Base(segmentPath(t, dir, 0))], "the first segment was cold")
+	assert.GreaterOrEqual(t, ops, n/readChunk, "read in 512 KiB chunks")
+	evictDir(t, dir)
+	replayPass(t, w, records)
+	assert.Equal(t, 1, strings.Count(logs.String(), "cold-replay buffer unavailable"), "said once per log: %s", logs.String())
+	assert.Contains(t, logs.String(), "cannot allocate memory")
+	require.NoError(t, w.Close())
+
+	// Two readers at once over a cold log: the first holds the cold ring,
+	// the second reads through the shared one; both read everything.
+	evictDir(t, dir)
+	w = openT(t, dir, Options{SegmentSize: 8 << 20, MaxRecordSize: 64 << 10, Backend: BackendURing})
+	defer w.Close()
+	r1, err := w.NewReader(1)
+	require.NoError(t, err)
+	_, err = r1.Next()
+	require.NoError(t, err)
+	require.True(t, r1.cold)
+	require.NotNil(t, r1.cr, "the first reader holds the cold ring")
+	r2, err := w.NewReader(1)
+	require.NoError(t, err)
+	rec, err := r2.Next()
+	require.NoError(t, err)
+	require.Equal(t, payload(1, 1000), rec.Data)
+	assert.Nil(t, r2.cr, "the second reader does without")
+	rest2 := readRest(t, r2)
+	rest1 := readRest(t, r1)
+	require.Len(t, rest1, int(records)-1)
+	require.Len(t, rest2, int(records)-1)
+	for i := range rest1 {
+		require.Equal(t, payload(uint64(i+2), 1000), rest1[i].Data)
+		require.Equal(t, payload(uint64(i+2), 1000), rest2[i].Data)
 	}
+	require.NoError(t, r1.Close())
+	require.NoError(t, r2.Close())
+	assert.False(t, w.cold.held)
+}
+
+// segmentPath is the path of the log's i-th segment file.
+func segmentPath(t *testing.T, dir string, i int) string {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	require.Greater(t, len(segs), i)
+	return segs[i]
 }

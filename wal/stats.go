@@ -137,7 +137,7 @@ func (w *WAL) Stats() Stats {
 	if w.pool != nil {
 		st.Pool = w.pool.Stats()
 	}
-	st.ReadFixedOps, st.ReadFixedBytes = w.reads.counters()
+	st.ReadFixedOps, st.ReadFixedBytes = w.readCtr.reads.Load(), w.readCtr.bytes.Load()
 
 	s := &w.stats
 	s.mu.Lock()

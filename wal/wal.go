@@ -100,6 +100,8 @@ type WAL struct {
 	pwrite    *pwriteSubmitter
 	pool      *bufpool.Pool
 	reads     readRingSlot // READ_FIXED replay (io_uring), made on first need
+	cold      coldRingSlot // READ_FIXED of segments not in the page cache
+	readCtr   readCounters // READ_FIXED reads of both
 	closeCtx  context.Context
 	cancel    context.CancelFunc
 
