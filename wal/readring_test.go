@@ -97,9 +97,17 @@ func TestMemlockChild(t *testing.T) {
 	require.NoError(t, w.Close())
 }
 
+// memlockUID is the user TestMemlock's child runs as when the test runs as
+// root: one no process uses. io_uring counts registered buffers against
+// the user's locked memory, summed over all its processes, so under nobody
+// (65534) any other unprivileged process locking memory at the same time
+// (another test, a daemon) would push the child over its limit: a CI run
+// failed that way while an io_uring replay ran as nobody beside it.
+const memlockUID = 61991
+
 // TestMemlock opens logs with the default options in an unprivileged process
-// (as root, the child runs as nobody: root's CAP_IPC_LOCK bypasses the
-// limit) under three RLIMIT_MEMLOCK values. 8 MiB, a common default, holds
+// (as root, the child runs as uid memlockUID: root's CAP_IPC_LOCK bypasses
+// the limit) under three RLIMIT_MEMLOCK values. 8 MiB, a common default, holds
 // both default pools: io_uring writes and READ_FIXED replay. 5 MiB holds the
 // write pool only: io_uring writes, pread replay. 3 MiB holds neither:
 // BackendAuto falls back to pwrite. Every case opens, appends and reads
@@ -135,7 +143,7 @@ func TestMemlock(t *testing.T) {
 			cmd.Env = append(os.Environ(), envMemlockChild+"="+fmt.Sprint(c.kib), envChildDir+"="+dir, "TMPDIR="+base)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 			if os.Geteuid() == 0 {
-				cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
+				cmd.SysProcAttr.Credential = &syscall.Credential{Uid: memlockUID, Gid: memlockUID}
 			}
 			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, "child:\n%s", out)
