@@ -90,7 +90,7 @@ type Options struct {
 	// NewReader, or Open with VerifyOnOpen); when that registration fails,
 	// the log logs it and readers read with pread. A reader of segments not
 	// in the page cache locks 4 MiB more while it reads them, where the
-	// limit allows; otherwise they are read through the 3 MiB.
+	// limit allows; otherwise it reads them with 4 MiB preads.
 	BufferCount int
 	// MaxInFlight is how many batches may be written and synced at once
 	// (default 4). A batch joins chains already in flight only once it holds

@@ -92,8 +92,9 @@ const (
 // segment that was not in the page cache (always 4 MiB before Linux 6.5,
 // where the kernel cannot tell). On io_uring it reads through the log's
 // shared read buffers, and a segment not in the page cache through one 4
-// MiB registered buffer set up for as long as such a segment is read (when
-// RLIMIT_MEMLOCK allows it and no other reader has it).
+// MiB registered buffer set up for as long as such a segment is read; when
+// RLIMIT_MEMLOCK does not allow it or another reader has it, with 4 MiB
+// preads into a buffer of its own, as on pwrite.
 type Reader struct {
 	w    *WAL
 	next uint64
@@ -107,7 +108,7 @@ type Reader struct {
 	rec  segment.Record // the segment reader's last record
 	err  error
 
-	buf  []byte    // window buffer shared by the segment readers (pwrite)
+	buf  []byte    // window buffer shared by the segment readers (pread)
 	cold bool      // the current segment was not all in the page cache when opened
 	cr   *readRing // the cold ring, held while reading a cold segment (io_uring)
 }
@@ -250,7 +251,6 @@ func (r *Reader) open() error {
 	}
 	var ra io.ReaderAt = r.f
 	if r.rr != nil {
-		rr := r.rr
 		switch {
 		case r.cold && r.cr == nil:
 			r.cr = w.holdColdRing()
@@ -261,12 +261,19 @@ func (r *Reader) open() error {
 				return err
 			}
 		}
-		if r.cr != nil {
-			rr = r.cr
-		}
-		r.pf = newPrefetchReader(rr, r.f, fi.Size())
+	}
+	switch {
+	case r.rr != nil && r.cr != nil:
+		r.pf = newPrefetchReader(r.cr, r.f, fi.Size())
 		ra = r.pf
-	} else {
+	case r.rr != nil && !r.cold:
+		r.pf = newPrefetchReader(r.rr, r.f, fi.Size())
+		ra = r.pf
+	default:
+		// pwrite backend; or a cold segment on io_uring without the cold
+		// ring (its 4 MiB not lockable, or another reader has it): 4 MiB
+		// preads, which ran twice as fast as 512 KiB READ_FIXED chunks
+		// from the disk.
 		if n := int(min(int64(opts.BufferSize), fi.Size())); cap(r.buf) < n {
 			r.buf = make([]byte, n)
 		}

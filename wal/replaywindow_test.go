@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwal/ringwal/internal/fsys"
+	"github.com/ringwal/ringwal/segment"
 )
 
 // evictDir drops the page-cache pages of every file under dir.
@@ -138,8 +139,8 @@ func TestReplayWindowFollowsPageCache(t *testing.T) {
 
 // TestColdRingUnavailable: on io_uring, when the cold ring cannot be set up
 // (its 4 MiB refused, as under a short RLIMIT_MEMLOCK) or another reader
-// holds it, cold segments are read through the shared read ring, the
-// refusal logged once.
+// holds it, cold segments are read with 4 MiB preads (no READ_FIXED), the
+// refusal logged once; cached ones still through the shared read ring.
 func TestColdRingUnavailable(t *testing.T) {
 	dir, records, _ := coldLog(t, Options{Backend: BackendURing})
 	var logs bytes.Buffer
@@ -151,15 +152,19 @@ func TestColdRingUnavailable(t *testing.T) {
 	w := openT(t, dir, o)
 	cold, ops, n := replayPass(t, w, records)
 	assert.True(t, cold[filepath.Base(segmentPath(t, dir, 0))], "the first segment was cold")
-	assert.GreaterOrEqual(t, ops, n/readChunk, "read in 512 KiB chunks")
+	assert.NotZero(t, ops, "the cached last segment through the shared read ring")
+	assert.Less(t, n, uint64(8<<20), "the two cold 8 MiB segments without READ_FIXED")
+	_, ops, _ = replayPass(t, w, records)
+	assert.GreaterOrEqual(t, ops, uint64(20<<20)/readChunk, "read again, all cached: 512 KiB READ_FIXED chunks")
 	evictDir(t, dir)
 	replayPass(t, w, records)
 	assert.Equal(t, 1, strings.Count(logs.String(), "cold-replay buffer unavailable"), "said once per log: %s", logs.String())
 	assert.Contains(t, logs.String(), "cannot allocate memory")
 	require.NoError(t, w.Close())
 
-	// Two readers at once over a cold log: the first holds the cold ring,
-	// the second reads through the shared one; both read everything.
+	// Two readers at once over a cold log: the first holds the cold ring
+	// (and its read-ahead brings the rest of its segment in), the second,
+	// started in the next segment, does without it; both read everything.
 	evictDir(t, dir)
 	w = openT(t, dir, Options{SegmentSize: 8 << 20, MaxRecordSize: 64 << 10, Backend: BackendURing})
 	defer w.Close()
@@ -169,19 +174,26 @@ func TestColdRingUnavailable(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, r1.cold)
 	require.NotNil(t, r1.cr, "the first reader holds the cold ring")
-	r2, err := w.NewReader(1)
+	base2, ok := segment.ParseFileName(filepath.Base(segmentPath(t, dir, 1)))
+	require.True(t, ok)
+	r2, err := w.NewReader(base2)
 	require.NoError(t, err)
 	rec, err := r2.Next()
 	require.NoError(t, err)
-	require.Equal(t, payload(1, 1000), rec.Data)
-	assert.Nil(t, r2.cr, "the second reader does without")
+	require.Equal(t, payload(base2, 1000), rec.Data)
+	require.True(t, r2.cold)
+	assert.Nil(t, r2.cr, "the second reader does without the cold ring")
+	assert.Nil(t, r2.pf, "and reads its cold segment with pread")
+	assert.Len(t, r2.buf, coldReplayBuffer)
 	rest2 := readRest(t, r2)
 	rest1 := readRest(t, r1)
 	require.Len(t, rest1, int(records)-1)
-	require.Len(t, rest2, int(records)-1)
+	require.Len(t, rest2, int(records-base2))
 	for i := range rest1 {
 		require.Equal(t, payload(uint64(i+2), 1000), rest1[i].Data)
-		require.Equal(t, payload(uint64(i+2), 1000), rest2[i].Data)
+	}
+	for i := range rest2 {
+		require.Equal(t, payload(base2+1+uint64(i), 1000), rest2[i].Data)
 	}
 	require.NoError(t, r1.Close())
 	require.NoError(t, r2.Close())
