@@ -128,6 +128,32 @@ func (w *WAL) holdReadRing() *readRing {
 	return s.rr
 }
 
+// close drops the log's reference (readers still open keep the ring).
+func (s *readRingSlot) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.rr == nil {
+		return nil
+	}
+	return s.rr.release()
+}
+
+// release drops a reference; the last one closes the ring.
+func (rr *readRing) release() error {
+	if rr.refs.Add(-1) != 0 {
+		return nil
+	}
+	err := rr.pool.Close()
+	if err2 := rr.ring.Close(); err == nil {
+		err = err2
+	}
+	return err
+}
+
 // coldRingSlot is the cold ring (see coldChunk): one reader at a time holds
 // it, from the first segment it opens that is not in the page cache until
 // it opens one that is, or closes.
@@ -168,32 +194,6 @@ func (w *WAL) releaseColdRing(rr *readRing) error {
 	s.mu.Lock()
 	s.held = false
 	s.mu.Unlock()
-	return err
-}
-
-// close drops the log's reference (readers still open keep the ring).
-func (s *readRingSlot) close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	if s.rr == nil {
-		return nil
-	}
-	return s.rr.release()
-}
-
-// release drops a reference; the last one closes the ring.
-func (rr *readRing) release() error {
-	if rr.refs.Add(-1) != 0 {
-		return nil
-	}
-	err := rr.pool.Close()
-	if err2 := rr.ring.Close(); err == nil {
-		err = err2
-	}
 	return err
 }
 

@@ -51,8 +51,7 @@ func coldLog(t *testing.T, o Options) (dir string, records uint64, segs []string
 	}
 	require.NoError(t, w.Close())
 	evictDir(t, dir)
-	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
-	require.NoError(t, err)
+	segs = segPaths(t, dir)
 	require.GreaterOrEqual(t, len(segs), 3)
 	f, err := os.Open(segs[0])
 	require.NoError(t, err)
@@ -151,7 +150,7 @@ func TestColdRingUnavailable(t *testing.T) {
 	}
 	w := openT(t, dir, o)
 	cold, ops, n := replayPass(t, w, records)
-	assert.True(t, cold[filepath.Base(segmentPath(t, dir, 0))], "the first segment was cold")
+	assert.True(t, cold[filepath.Base(segPaths(t, dir)[0])], "the first segment was cold")
 	assert.NotZero(t, ops, "the cached last segment through the shared read ring")
 	assert.Less(t, n, uint64(8<<20), "the two cold 8 MiB segments without READ_FIXED")
 	_, ops, _ = replayPass(t, w, records)
@@ -174,7 +173,7 @@ func TestColdRingUnavailable(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, r1.cold)
 	require.NotNil(t, r1.cr, "the first reader holds the cold ring")
-	base2, ok := segment.ParseFileName(filepath.Base(segmentPath(t, dir, 1)))
+	base2, ok := segment.ParseFileName(filepath.Base(segPaths(t, dir)[1]))
 	require.True(t, ok)
 	r2, err := w.NewReader(base2)
 	require.NoError(t, err)
@@ -198,13 +197,4 @@ func TestColdRingUnavailable(t *testing.T) {
 	require.NoError(t, r1.Close())
 	require.NoError(t, r2.Close())
 	assert.False(t, w.cold.held)
-}
-
-// segmentPath is the path of the log's i-th segment file.
-func segmentPath(t *testing.T, dir string, i int) string {
-	t.Helper()
-	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
-	require.NoError(t, err)
-	require.Greater(t, len(segs), i)
-	return segs[i]
 }
