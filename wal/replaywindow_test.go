@@ -55,10 +55,10 @@ func coldLog(t *testing.T, o Options) (dir string, records uint64, segs []string
 	require.GreaterOrEqual(t, len(segs), 3)
 	f, err := os.Open(segs[0])
 	require.NoError(t, err)
-	cached, known := fsys.Cached(int(f.Fd()), 0, o.SegmentSize)
+	frac, known := fsys.Cached(int(f.Fd()), 0, o.SegmentSize)
 	require.NoError(t, f.Close())
 	require.True(t, known, "cachestat(2) is missing (Linux 6.5 or later); CI runs on a kernel that has it")
-	require.False(t, cached, "evicted segment still cached")
+	require.Less(t, frac, 0.1, "evicted segment still cached")
 	return dir, records, segs
 }
 

@@ -34,20 +34,20 @@ func Fallocate(fd int, off, n int64) (bool, error) {
 // larger read-ahead). It is a hint: errors are ignored.
 func AdviseSequential(fd int) { _ = unix.Fadvise(fd, 0, 0, unix.FADV_SEQUENTIAL) }
 
-// Cached reports whether every page of [off, off+n) of the file is in the
-// page cache, as cachestat(2) counts them (Linux 6.5 and later; it reads
-// nothing and starts no read-ahead). known is false where the kernel
-// cannot say.
-func Cached(fd int, off, n int64) (cached, known bool) {
+// Cached reports the fraction of the pages of [off, off+n) of the file that
+// are in the page cache, as cachestat(2) counts them (Linux 6.5 and later;
+// it reads nothing and starts no read-ahead). known is false where the
+// kernel cannot say.
+func Cached(fd int, off, n int64) (frac float64, known bool) {
 	if n <= 0 {
-		return true, true
+		return 1, true
 	}
 	page := int64(unix.Getpagesize())
 	first, end := off/page, (off+n+page-1)/page
 	r := unix.CachestatRange{Off: uint64(first * page), Len: uint64((end - first) * page)}
 	var st unix.Cachestat_t
 	if err := unix.Cachestat(uint(fd), &r, &st, 0); err != nil {
-		return false, false
+		return 0, false
 	}
-	return st.Cache >= uint64(end-first), true
+	return min(1, float64(st.Cache)/float64(end-first)), true
 }

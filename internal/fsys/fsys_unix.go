@@ -13,4 +13,4 @@ func Fallocate(fd int, off, n int64) (bool, error) { return false, nil }
 func AdviseSequential(fd int) {}
 
 // Cached reports that it does not know.
-func Cached(fd int, off, n int64) (cached, known bool) { return false, false }
+func Cached(fd int, off, n int64) (frac float64, known bool) { return 0, false }
