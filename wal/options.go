@@ -141,6 +141,7 @@ type Options struct {
 	fileIO        fileIO                              // pwrite backend's syscalls (and rescues')
 	newReadRing   func() (*readRing, error)           // replay's ring (tests make it fail)
 	newColdRing   func() (*readRing, error)           // the cold-replay ring (tests make it fail)
+	refuseMap     error                               // replay's mappings fail with it
 	rescueAfter   time.Duration                       // 0: rescueAfter
 }
 

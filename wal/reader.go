@@ -74,11 +74,13 @@ func (w *WAL) Read(lsn uint64) ([]byte, error) {
 	return payload, nil
 }
 
-// replayBuffer is the size of a Reader's reads (pwrite backend) and window
-// in a segment that is in the page cache; coldReplayBuffer in one that is
-// not (or where the kernel cannot tell). Larger reads from the disk cost
-// less CPU per byte; in the page cache a window that fits the CPU's cache
-// is cheaper. PERFORMANCE.md, "Cold replay", has the figures.
+// A Reader on the pwrite backend reads a segment that is in the page cache
+// in place, through mapped windows of mapWindow bytes (mapread.go), and one
+// that is not (or where the kernel cannot tell) with coldReplayBuffer-byte
+// reads: larger reads from the disk cost less CPU per byte. Where a mapping
+// is refused, cached segments are read in replayBuffer-byte windows, the size
+// that reads best from the page cache. PERFORMANCE.md, "Cold replay" and
+// "Warm replay", has the figures.
 const (
 	replayBuffer     = 1 << 20
 	coldReplayBuffer = 4 << 20
@@ -87,21 +89,23 @@ const (
 // cachedEnough is the fraction of a segment's pages in the page cache from
 // which a Reader reads it as cached. Not 1: the kernel evicts a few pages of
 // a segment just read now and then (on the VM measured, up to 12 of 2048
-// within milliseconds, with gigabytes free), and reading those few from
-// the disk in 1 MiB windows costs less than 4 MiB windows over the rest.
+// within milliseconds, with gigabytes free), and faulting those few in
+// through the mapping costs less than reading the rest with copies.
 const cachedEnough = 0.9
 
 // Reader iterates over the log's records in LSN order. Next returns io.EOF
 // once it has returned every durable record; records appended later are
 // returned by later calls. A Reader is not safe for concurrent use; many
 // Readers may run at once, alongside appends and truncations. On the pwrite
-// backend a Reader holds one buffer of 1 MiB, or 4 MiB once it has read a
-// segment that was not in the page cache (always 4 MiB before Linux 6.5,
-// where the kernel cannot tell). On io_uring it reads through the log's
-// shared read buffers, and a segment not in the page cache through one 4
-// MiB registered buffer set up for as long as such a segment is read; when
-// RLIMIT_MEMLOCK does not allow it or another reader has it, with 4 MiB
-// preads into a buffer of its own, as on pwrite.
+// backend a Reader maps a window of 4 MiB of a segment in the page cache at
+// a time, and verifies and returns its records in place, without copying
+// them; it reads a segment that is not in the page cache (any segment before
+// Linux 6.5, where the kernel cannot tell) in 4 MiB reads into one buffer of
+// its own. On io_uring it reads through the log's shared read buffers, and a
+// segment not in the page cache through one 4 MiB registered buffer set up
+// for as long as such a segment is read; when RLIMIT_MEMLOCK does not allow
+// it or another reader has it, with 4 MiB preads into a buffer of its own,
+// as on pwrite.
 type Reader struct {
 	w    *WAL
 	next uint64
@@ -115,9 +119,11 @@ type Reader struct {
 	rec  segment.Record // the segment reader's last record
 	err  error
 
-	buf  []byte    // window buffer shared by the segment readers (pread)
-	cold bool      // the current segment was not all in the page cache when opened
-	cr   *readRing // the cold ring, held while reading a cold segment (io_uring)
+	buf    []byte        // window buffer shared by the segment readers (pread)
+	mr     *mappedReader // the current segment's mapping, when it is read in place
+	mapped int           // windows mapped (tests)
+	cold   bool          // the current segment was not all in the page cache when opened
+	cr     *readRing     // the cold ring, held while reading a cold segment (io_uring)
 }
 
 // NewReader returns a reader positioned at lsn, which must lie in
@@ -223,8 +229,8 @@ func (r *Reader) open() error {
 	}
 	switched := false // a new segment file
 	if s != r.seg || r.f == nil {
-		if r.f != nil {
-			r.f.Close()
+		if err := r.closeFile(); err != nil {
+			return err
 		}
 		f, err := os.Open(s.path)
 		if err != nil {
@@ -276,10 +282,19 @@ func (r *Reader) open() error {
 		}
 	}
 	var ra io.ReaderAt = r.f
-	if rr != nil {
+	switch {
+	case rr != nil:
 		r.pf = newPrefetchReader(rr, r.f, fi.Size())
 		ra = r.pf
-	} else {
+	case !r.cold:
+		// In the page cache: read in place through a mapping.
+		if r.mr == nil {
+			r.mr = newMappedReader(r.f, fi.Size(), r.buf, w.noteMapError, w.opts.refuseMap, &r.mapped)
+		}
+		r.mr.size = fi.Size()
+		opts.BufferSize = mapWindow
+		ra = r.mr
+	default:
 		if n := int(min(int64(opts.BufferSize), fi.Size())); cap(r.buf) < n {
 			r.buf = make([]byte, n)
 		}
@@ -296,21 +311,34 @@ func (r *Reader) open() error {
 	return nil
 }
 
+// closeFile unmaps and closes the current segment file.
+func (r *Reader) closeFile() error {
+	var err error
+	if r.mr != nil {
+		r.mr.Close(r.rec.Payload)
+		r.buf = r.mr.buf // the buffer of reads when a mapping was refused
+		r.mr = nil
+	}
+	if r.f != nil {
+		if err2 := r.f.Close(); err == nil {
+			err = err2
+		}
+		r.f, r.sr = nil, nil
+	}
+	return err
+}
+
 // Close releases the reader's file and read buffers. Later calls to Next
 // return ErrClosed.
 func (r *Reader) Close() error {
 	if r.err == ErrClosed {
 		return nil
 	}
-	var err error
 	if r.pf != nil {
 		r.pf.Close()
 		r.pf = nil
 	}
-	if r.f != nil {
-		err = r.f.Close()
-		r.f, r.sr = nil, nil
-	}
+	err := r.closeFile()
 	if r.cr != nil {
 		if err2 := r.w.releaseColdRing(r.cr); err == nil {
 			err = err2

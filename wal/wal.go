@@ -108,6 +108,7 @@ type WAL struct {
 	prep *preparer
 
 	noFalloc sync.Once // logs, once, that the file system refuses fallocate
+	noMap    sync.Once // logs, once, that a replay could not map a segment
 
 	mu   sync.Mutex
 	cond *sync.Cond // signalled when inflight drops or state changes

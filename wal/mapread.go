@@ -1,0 +1,212 @@
+package wal
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// mapWindow is the size of the windows a Reader maps a segment in the page
+// cache through (pwrite backend). PERFORMANCE.md, "Warm replay", has the
+// figures.
+const mapWindow = 4 << 20
+
+var (
+	pageSize = os.Getpagesize()
+	pageMask = int64(pageSize - 1)
+	// mapSlotSize holds a window whose start was moved back to a page
+	// boundary.
+	mapSlotSize = mapWindow + pageSize
+)
+
+// A mapSlot is an address range that a reader maps its windows into, each
+// replacing the one before in place (MAP_FIXED). From its making to the
+// process's end the range stays mapped and readable: file windows while a
+// reader uses it, anonymous memory once given back. So a record's Data kept
+// past its validity (the next Next or Close) reads stale bytes and never
+// faults, as with a read buffer. Given-back slots serve the next readers:
+// the process holds as many as readers ever read through mappings at once.
+//
+// The windows are private writable mappings: a caller that writes into a
+// record's Data changes a copy of the page, never the file.
+type mapSlot struct {
+	mem []byte
+}
+
+var mapSlots struct {
+	mu   sync.Mutex
+	free []*mapSlot
+}
+
+// takeMapSlot returns a given-back slot, or makes one.
+func takeMapSlot() (*mapSlot, error) {
+	mapSlots.mu.Lock()
+	if n := len(mapSlots.free); n > 0 {
+		s := mapSlots.free[n-1]
+		mapSlots.free = mapSlots.free[:n-1]
+		mapSlots.mu.Unlock()
+		return s, nil
+	}
+	mapSlots.mu.Unlock()
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(mapSlotSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		return nil, err
+	}
+	return &mapSlot{mem: unsafe.Slice((*byte)(p), mapSlotSize)}, nil
+}
+
+// mapFile maps n bytes of the file fd from off (page-aligned) at the start
+// of the slot, over what was there.
+func (s *mapSlot) mapFile(fd int, off int64, n int) ([]byte, error) {
+	_, err := unix.MmapPtr(fd, off, unsafe.Pointer(&s.mem[0]), uintptr(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
+	if err != nil {
+		return nil, err
+	}
+	return s.mem[:n], nil
+}
+
+// giveBack replaces the slot's file windows by anonymous memory and keeps
+// it for the next reader. The bytes of keep, when it lies in the slot (the
+// last record a reader returned), read unchanged after; the rest reads as
+// zeros. A slot that cannot be remapped (the kernel out of memory) is never
+// used again, and stays as it was.
+func (s *mapSlot) giveBack(keep []byte) {
+	var saved []byte
+	lo := 0
+	if len(keep) > 0 {
+		base := uintptr(unsafe.Pointer(&s.mem[0]))
+		at := uintptr(unsafe.Pointer(&keep[0]))
+		if at >= base && at-base+uintptr(len(keep)) <= uintptr(len(s.mem)) {
+			lo = int(int64(at-base) &^ pageMask)
+			hi := int(at-base) + len(keep)
+			saved = append([]byte(nil), s.mem[lo:hi]...)
+		}
+	}
+	_, err := unix.MmapPtr(-1, 0, unsafe.Pointer(&s.mem[0]), uintptr(len(s.mem)), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_FIXED)
+	if err != nil {
+		return
+	}
+	copy(s.mem[lo:], saved)
+	mapSlots.mu.Lock()
+	mapSlots.free = append(mapSlots.free, s)
+	mapSlots.mu.Unlock()
+}
+
+// mappedReader reads a segment whose pages are in the page cache through
+// one mapped window at a time: the segment reader verifies each frame and
+// returns its payload in place, where a read would first copy every byte
+// out of the page cache. It serves segment.Reader as a Viewer; a view is
+// valid until the next View. Where a mapping is refused (address space or
+// the count of mappings exhausted), View reads into a buffer of its own
+// instead, and onErr hears why, once.
+//
+// The file must not shrink while a window of it is mapped: a page past its
+// end would fault. The log never shortens a segment file in place
+// (TruncateBack renames a copy over it), and walctl's repair, which does,
+// takes the log's directory lock first.
+type mappedReader struct {
+	f     *os.File
+	size  int64
+	slot  *mapSlot
+	m     []byte // the current window, in slot.mem
+	mOff  int64  // file offset of m[0]
+	buf   []byte // for reads when a mapping is refused
+	onErr func(error)
+	err   error // the refusal: every later view is read
+	maps  *int  // counts the windows mapped
+}
+
+func newMappedReader(f *os.File, size int64, buf []byte, onErr func(error), refuse error, maps *int) *mappedReader {
+	return &mappedReader{f: f, size: size, buf: buf, onErr: onErr, err: refuse, maps: maps}
+}
+
+// ReadAt reads from the file (the segment reader reads the header and
+// records larger than a window this way).
+func (v *mappedReader) ReadAt(p []byte, off int64) (int, error) { return v.f.ReadAt(p, off) }
+
+// Seek seeks the file (see prefetchReader.Seek).
+func (v *mappedReader) Seek(off int64, whence int) (int64, error) { return v.f.Seek(off, whence) }
+
+// View returns the file's bytes from off on, most of them or up to the end
+// of the file, mapping them unless the current window holds them.
+func (v *mappedReader) View(off int64, least, most int) ([]byte, error) {
+	if off < 0 || least < 0 || least > most || most > mapWindow {
+		return nil, fmt.Errorf("wal: view of [%d, %d] bytes at offset %d", least, most, off)
+	}
+	if off >= v.size {
+		return nil, io.EOF
+	}
+	end := min(off+int64(most), v.size)
+	if v.m != nil && off >= v.mOff && end <= v.mOff+int64(len(v.m)) {
+		return v.m[off-v.mOff : end-v.mOff], nil
+	}
+	v.m = nil
+	if v.err == nil {
+		m, err := v.mapWindow(off, end)
+		if err == nil {
+			return m, nil
+		}
+		v.err = err
+	}
+	if v.onErr != nil {
+		v.onErr(fmt.Errorf("wal: map %s: %w", v.f.Name(), v.err))
+		v.onErr = nil
+	}
+	// Read windows of the size that reads best from the page cache.
+	n := int(min(end-off, int64(max(least, replayBuffer))))
+	if cap(v.buf) < n {
+		v.buf = make([]byte, n)
+	}
+	got, err := v.f.ReadAt(v.buf[:n], off)
+	if got >= least {
+		err = nil
+	}
+	return v.buf[:got], err
+}
+
+// mapWindow maps the file bytes [off, end) into the slot.
+func (v *mappedReader) mapWindow(off, end int64) ([]byte, error) {
+	if v.slot == nil {
+		s, err := takeMapSlot()
+		if err != nil {
+			return nil, err
+		}
+		v.slot = s
+	}
+	start := off &^ pageMask
+	m, err := v.slot.mapFile(int(v.f.Fd()), start, int(end-start))
+	if err != nil {
+		// A failed MAP_FIXED may have unmapped the range: give the slot
+		// back (remapped) or lose it.
+		v.slot.giveBack(nil)
+		v.slot = nil
+		return nil, err
+	}
+	v.m, v.mOff = m, start
+	if v.maps != nil {
+		*v.maps++
+	}
+	return m[off-start:], nil
+}
+
+// Close gives the slot back, keeping the bytes of keep (see giveBack). It
+// does not close the file.
+func (v *mappedReader) Close(keep []byte) {
+	if v.slot != nil {
+		v.slot.giveBack(keep)
+		v.slot = nil
+	}
+	v.m = nil
+}
+
+// noteMapError logs, once per log, that a replay reads a segment in the
+// page cache with pread because it could not map it.
+func (w *WAL) noteMapError(err error) {
+	w.noMap.Do(func() {
+		w.log.Warn("replay could not map a segment, reading it with pread", "err", err)
+	})
+}

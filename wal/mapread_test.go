@@ -1,0 +1,147 @@
+package wal
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// mappedLog appends n 1000-byte records to a fresh pwrite log of 8 MiB
+// segments and returns it open, its pages in the page cache.
+func mappedLog(t *testing.T, o Options, n uint64) *WAL {
+	t.Helper()
+	o.Backend, o.SegmentSize, o.MaxRecordSize = BackendPwrite, 8<<20, 64<<10
+	w := openT(t, t.TempDir(), o)
+	batch := make([][]byte, 64)
+	for lsn := uint64(1); lsn <= n; lsn += uint64(len(batch)) {
+		for i := range batch {
+			batch[i] = payload(lsn+uint64(i), 1000)
+		}
+		_, err := w.AppendBatch(batch)
+		require.NoError(t, err)
+	}
+	return w
+}
+
+// TestMappedReplayDataPastValidity: records read in place through a mapped
+// window stay readable after their validity ends: Data kept past the next
+// Next, past the Reader's Close, and past another reader mapping its own
+// windows into the same addresses reads stale bytes (zeros or other
+// records), never faults; the last record returned before Close reads
+// unchanged. A caller writing into Data changes a private copy, never the
+// file.
+func TestMappedReplayDataPastValidity(t *testing.T) {
+	const n = 20 << 10 // about 20 MiB: three segments
+	w := mappedLog(t, Options{}, n)
+	defer w.Close()
+
+	r, err := w.NewReader(1)
+	require.NoError(t, err)
+	kept := make([][]byte, 0, n)
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		kept = append(kept, rec.Data)
+	}
+	require.Len(t, kept, n)
+	require.Greater(t, r.mapped, 4, "read through mapped windows")
+	last := bytes.Clone(kept[n-1])
+	require.NoError(t, r.Close())
+	assert.Equal(t, last, kept[n-1], "the last record reads unchanged after Close")
+
+	// Another reader takes the given-back slot and maps its windows over
+	// the addresses the first one's records point into.
+	r2, err := w.NewReader(1)
+	require.NoError(t, err)
+	for range 5000 {
+		rec, err := r2.Next()
+		require.NoError(t, err)
+		rec.Data[0] ^= 0xff // a write into Data: a private copy
+	}
+	sum := 0
+	for _, d := range kept {
+		for _, b := range d {
+			sum += int(b)
+		}
+		d[len(d)-1] = 7 // writable, too
+	}
+	t.Logf("read %d stale records (sum %d)", len(kept), sum)
+	require.NoError(t, r2.Close())
+
+	for i, rec := range readAll(t, w, 1) {
+		require.Equal(t, payload(uint64(i+1), 1000), rec.Data, "lsn %d: writes into Data never reach the file", i+1)
+	}
+}
+
+// TestMappedReplayRefused: where a mapping is refused, a Reader reads cached
+// segments with 1 MiB preads into one buffer of its own, reads every record,
+// and the log says so once.
+func TestMappedReplayRefused(t *testing.T) {
+	var logs bytes.Buffer
+	const n = 20 << 10
+	w := mappedLog(t, Options{
+		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+		refuseMap: fmt.Errorf("mmap: %w", syscall.ENOMEM),
+	}, n)
+	defer w.Close()
+	for pass := range 2 {
+		r, err := w.NewReader(1)
+		require.NoError(t, err)
+		for lsn := uint64(1); ; lsn++ {
+			rec, err := r.Next()
+			if err == io.EOF {
+				require.Equal(t, uint64(n+1), lsn, "pass %d", pass)
+				break
+			}
+			require.NoError(t, err)
+			require.Equal(t, payload(lsn, 1000), rec.Data, "pass %d", pass)
+		}
+		assert.Zero(t, r.mapped, "nothing mapped")
+		assert.Len(t, r.buf, replayBuffer, "one 1 MiB buffer for every segment")
+		require.NoError(t, r.Close())
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), "could not map"), "said once per log: %s", logs.String())
+	assert.Contains(t, logs.String(), "cannot allocate memory")
+}
+
+// TestMappedReplayFollowsAppends: a reader caught up with the active
+// segment, read through a mapping, returns records appended after its
+// window was mapped, across a rotation.
+func TestMappedReplayFollowsAppends(t *testing.T) {
+	w := mappedLog(t, Options{}, 64)
+	defer w.Close()
+	r, err := w.NewReader(1)
+	require.NoError(t, err)
+	defer r.Close()
+	lsn := uint64(1)
+	for round := range 200 {
+		for {
+			rec, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+			require.Equal(t, payload(lsn, 1000), rec.Data, "lsn %d", lsn)
+			lsn++
+		}
+		require.Equal(t, w.LastLSN()+1, lsn, "round %d", round)
+		batch := make([][]byte, 64)
+		for i := range batch {
+			batch[i] = payload(lsn+uint64(i), 1000)
+		}
+		_, err := w.AppendBatch(batch)
+		require.NoError(t, err)
+	}
+	assert.Greater(t, w.Stats().Segments, 1, "the appends rotated")
+	assert.Positive(t, r.mapped)
+}
