@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -104,10 +106,16 @@ func (s *mapSlot) giveBack(keep []byte) {
 // the count of mappings exhausted), View reads into a buffer of its own
 // instead, and onErr hears why, once.
 //
-// The file must not shrink while a window of it is mapped: a page past its
-// end would fault. The log never shortens a segment file in place
-// (TruncateBack renames a copy over it), and walctl's repair, which does,
-// takes the log's directory lock first.
+// A page that cannot be read in (a media error, or a page past the end of a
+// shortened file) faults on access. View reads one byte of every page of a
+// new window up to the data's end, with faults turned into panics it
+// recovers (debug.SetPanicOnFault), so a window that cannot be read is an
+// error (EIO) from View, and from Reader.Next, not the end of the process.
+// What is left: a page evicted after that and then unreadable, or a file
+// shortened under the window in use, faults where the page is read next
+// (in the segment reader, or in a caller's code reading a record's Data).
+// The log never shortens a segment file in place (TruncateBack renames a
+// copy over it), and walctl's repair, which does, takes the log's lock.
 type mappedReader struct {
 	f     *os.File
 	size  int64
@@ -118,10 +126,13 @@ type mappedReader struct {
 	onErr func(error)
 	err   error // the refusal: every later view is read
 	maps  *int  // counts the windows mapped
+
+	dataEnd int64 // end of the data when the reader opened the file (-1: its end): no page after it is read ahead
+	touched byte  // what prefault read
 }
 
 func newMappedReader(f *os.File, size int64, buf []byte, onErr func(error), refuse error, maps *int) *mappedReader {
-	return &mappedReader{f: f, size: size, buf: buf, onErr: onErr, err: refuse, maps: maps}
+	return &mappedReader{f: f, size: size, buf: buf, onErr: onErr, err: refuse, maps: maps, dataEnd: -1}
 }
 
 // ReadAt reads from the file (the segment reader reads the header and
@@ -148,6 +159,12 @@ func (v *mappedReader) View(off int64, least, most int) ([]byte, error) {
 	if v.err == nil {
 		m, err := v.mapWindow(off, end)
 		if err == nil {
+			// A page that cannot be read in is an error, not a
+			// reason to read the file otherwise.
+			if err := v.prefault(m, off); err != nil {
+				v.m = nil
+				return nil, err
+			}
 			return m, nil
 		}
 		v.err = err
@@ -191,6 +208,40 @@ func (v *mappedReader) mapWindow(off, end int64) ([]byte, error) {
 		*v.maps++
 	}
 	return m[off-start:], nil
+}
+
+// prefault reads one byte of every page of b, a new window from file offset
+// off on, up to the end of the data, so that a page that cannot be read in
+// faults here, where the fault becomes an error, and not later, where a
+// record is read.
+func (v *mappedReader) prefault(b []byte, off int64) (err error) {
+	if v.dataEnd >= 0 {
+		b = b[:max(0, min(int64(len(b)), v.dataEnd-off))]
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = v.fault(p)
+		}
+	}()
+	var x byte
+	for i := 0; i < len(b); i += pageSize {
+		x |= b[i]
+	}
+	v.touched = x
+	return nil
+}
+
+// fault turns p, recovered from a read through the mapping, into an error
+// if it is a fault on an address in the slot, and panics again otherwise.
+func (v *mappedReader) fault(p any) error {
+	if e, ok := p.(interface{ Addr() uintptr }); ok && v.slot != nil {
+		base := uintptr(unsafe.Pointer(&v.slot.mem[0]))
+		if a := e.Addr(); a >= base && a-base < uintptr(len(v.slot.mem)) {
+			return fmt.Errorf("wal: read %s through a mapping: %w (a page could not be read in: a media error, or the file was shortened)", v.f.Name(), syscall.EIO)
+		}
+	}
+	panic(p)
 }
 
 // Close gives the slot back, keeping the bytes of keep (see giveBack). It

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ringwal/ringwal/segment"
 )
 
 // mappedLog appends n 1000-byte records to a fresh pwrite log of 8 MiB
@@ -144,4 +147,43 @@ func TestMappedReplayFollowsAppends(t *testing.T) {
 	}
 	assert.Greater(t, w.Stats().Segments, 1, "the appends rotated")
 	assert.Positive(t, r.mapped)
+}
+
+// TestMappedReplayFault: a window whose pages cannot be read in is an error,
+// not the end of the process. Shortening a segment file under a reader
+// makes the pages past its new end fault as a media error would: the view
+// of a window past the new end fails with EIO, and Next, which reads once
+// more from the segment reopened, finds its records missing.
+func TestMappedReplayFault(t *testing.T) {
+	w := mappedLog(t, Options{}, 20<<10)
+	defer w.Close()
+	r, err := w.NewReader(1)
+	require.NoError(t, err)
+	defer r.Close()
+	_, err = r.Next()
+	require.NoError(t, err)
+	require.NotNil(t, r.mr, "read through a mapping")
+	require.NoError(t, os.Truncate(r.seg.path, 5<<20))
+	n := 1
+	for ; err == nil; n++ {
+		_, err = r.Next()
+	}
+	require.ErrorIs(t, err, segment.ErrCorrupt)
+	assert.Contains(t, err.Error(), "durable record missing")
+	assert.Greater(t, n, 4000, "records of the first window read")
+	_, err2 := r.Next()
+	assert.Equal(t, err, err2, "the error is sticky")
+
+	// The view itself.
+	f, err := os.Open(segPaths(t, w.Dir())[1])
+	require.NoError(t, err)
+	defer f.Close()
+	mr := newMappedReader(f, 8<<20, nil, nil, nil, nil)
+	defer mr.Close(nil)
+	_, err = mr.View(4096, 100, mapWindow)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(f.Name(), 5<<20))
+	_, err = mr.View(4<<20, 100, mapWindow)
+	require.ErrorIs(t, err, syscall.EIO)
+	assert.Contains(t, err.Error(), "through a mapping")
 }

@@ -291,7 +291,7 @@ func (r *Reader) open() error {
 		if r.mr == nil {
 			r.mr = newMappedReader(r.f, fi.Size(), r.buf, w.noteMapError, w.opts.refuseMap, &r.mapped)
 		}
-		r.mr.size = fi.Size()
+		r.mr.size, r.mr.dataEnd = fi.Size(), end
 		opts.BufferSize = mapWindow
 		ra = r.mr
 	default:
