@@ -125,14 +125,14 @@ type mappedReader struct {
 	buf   []byte // for reads when a mapping is refused
 	onErr func(error)
 	err   error // the refusal: every later view is read
-	maps  *int  // counts the windows mapped
+	maps  int   // windows mapped
 
 	dataEnd int64 // end of the data when the reader opened the file (-1: its end): no page after it is read ahead
 	touched byte  // what prefault read
 }
 
-func newMappedReader(f *os.File, size int64, buf []byte, onErr func(error), refuse error, maps *int) *mappedReader {
-	return &mappedReader{f: f, size: size, buf: buf, onErr: onErr, err: refuse, maps: maps, dataEnd: -1}
+func newMappedReader(f *os.File, size int64, buf []byte, onErr func(error), refuse error) *mappedReader {
+	return &mappedReader{f: f, size: size, buf: buf, onErr: onErr, err: refuse, dataEnd: -1}
 }
 
 // ReadAt reads from the file (the segment reader reads the header and
@@ -204,9 +204,7 @@ func (v *mappedReader) mapWindow(off, end int64) ([]byte, error) {
 		return nil, err
 	}
 	v.m, v.mOff = m, start
-	if v.maps != nil {
-		*v.maps++
-	}
+	v.maps++
 	return m[off-start:], nil
 }
 
@@ -252,6 +250,20 @@ func (v *mappedReader) Close(keep []byte) {
 		v.slot = nil
 	}
 	v.m = nil
+}
+
+// mapHold holds a Reader's mappedReader for the cleanup of a Reader that
+// was never closed: the mapping would keep the segment file, deleted or not,
+// and its disk space, for the life of the process.
+type mapHold struct {
+	mr *mappedReader
+}
+
+func (h *mapHold) release() {
+	if h.mr != nil {
+		h.mr.Close(nil)
+		h.mr = nil
+	}
 }
 
 // noteMapError logs, once per log, that a replay reads a segment in the

@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,7 +59,7 @@ func TestMappedReplayDataPastValidity(t *testing.T) {
 		kept = append(kept, rec.Data)
 	}
 	require.Len(t, kept, n)
-	require.Greater(t, r.mapped, 4, "read through mapped windows")
+	require.Greater(t, r.mappedWindows(), 4, "read through mapped windows")
 	last := bytes.Clone(kept[n-1])
 	require.NoError(t, r.Close())
 	assert.Equal(t, last, kept[n-1], "the last record reads unchanged after Close")
@@ -109,7 +111,7 @@ func TestMappedReplayRefused(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, payload(lsn, 1000), rec.Data, "pass %d", pass)
 		}
-		assert.Zero(t, r.mapped, "nothing mapped")
+		assert.Zero(t, r.mappedWindows(), "nothing mapped")
 		assert.Len(t, r.buf, replayBuffer, "one 1 MiB buffer for every segment")
 		require.NoError(t, r.Close())
 	}
@@ -146,7 +148,7 @@ func TestMappedReplayFollowsAppends(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Greater(t, w.Stats().Segments, 1, "the appends rotated")
-	assert.Positive(t, r.mapped)
+	assert.Positive(t, r.mappedWindows())
 }
 
 // TestMappedReplayFault: a window whose pages cannot be read in is an error,
@@ -178,7 +180,7 @@ func TestMappedReplayFault(t *testing.T) {
 	f, err := os.Open(segPaths(t, w.Dir())[1])
 	require.NoError(t, err)
 	defer f.Close()
-	mr := newMappedReader(f, 8<<20, nil, nil, nil, nil)
+	mr := newMappedReader(f, 8<<20, nil, nil, nil)
 	defer mr.Close(nil)
 	_, err = mr.View(4096, 100, mapWindow)
 	require.NoError(t, err)
@@ -186,4 +188,32 @@ func TestMappedReplayFault(t *testing.T) {
 	_, err = mr.View(4<<20, 100, mapWindow)
 	require.ErrorIs(t, err, syscall.EIO)
 	assert.Contains(t, err.Error(), "through a mapping")
+}
+
+// TestMappedReaderNeverClosed: a Reader dropped without Close gives its
+// mapping back once it is garbage: a mapping would otherwise keep its
+// segment file, deleted or not, and the file's disk space, for the life of
+// the process.
+func TestMappedReaderNeverClosed(t *testing.T) {
+	w := mappedLog(t, Options{}, 20<<10)
+	defer w.Close()
+	seg := segPaths(t, w.Dir())[0]
+	mapped := func() bool {
+		maps, err := os.ReadFile("/proc/self/maps")
+		require.NoError(t, err)
+		return strings.Contains(string(maps), seg)
+	}
+	func() {
+		r, err := w.NewReader(1)
+		require.NoError(t, err)
+		_, err = r.Next()
+		require.NoError(t, err)
+		require.NotNil(t, r.mr)
+	}()
+	require.True(t, mapped(), "the reader maps %s", seg)
+	for i := 0; i < 20 && mapped(); i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.False(t, mapped(), "the dropped reader's mapping was given back")
 }

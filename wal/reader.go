@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/ringwal/ringwal/internal/fsys"
 	"github.com/ringwal/ringwal/segment"
@@ -121,7 +122,8 @@ type Reader struct {
 
 	buf    []byte        // window buffer shared by the segment readers (pread)
 	mr     *mappedReader // the current segment's mapping, when it is read in place
-	mapped int           // windows mapped (tests)
+	hold   *mapHold      // mr, for the cleanup of a Reader never closed
+	mapped int           // windows mapped by earlier segments' mr (tests: mappedWindows)
 	cold   bool          // the current segment was not all in the page cache when opened
 	cr     *readRing     // the cold ring, held while reading a cold segment (io_uring)
 }
@@ -289,7 +291,12 @@ func (r *Reader) open() error {
 	case !r.cold:
 		// In the page cache: read in place through a mapping.
 		if r.mr == nil {
-			r.mr = newMappedReader(r.f, fi.Size(), r.buf, w.noteMapError, w.opts.refuseMap, &r.mapped)
+			r.mr = newMappedReader(r.f, fi.Size(), r.buf, w.noteMapError, w.opts.refuseMap)
+			if r.hold == nil {
+				r.hold = &mapHold{}
+				runtime.AddCleanup(r, (*mapHold).release, r.hold)
+			}
+			r.hold.mr = r.mr
 		}
 		r.mr.size, r.mr.dataEnd = fi.Size(), end
 		opts.BufferSize = mapWindow
@@ -311,13 +318,23 @@ func (r *Reader) open() error {
 	return nil
 }
 
+// mappedWindows returns the windows the reader has mapped (tests).
+func (r *Reader) mappedWindows() int {
+	n := r.mapped
+	if r.mr != nil {
+		n += r.mr.maps
+	}
+	return n
+}
+
 // closeFile unmaps and closes the current segment file.
 func (r *Reader) closeFile() error {
 	var err error
 	if r.mr != nil {
 		r.mr.Close(r.rec.Payload)
 		r.buf = r.mr.buf // the buffer of reads when a mapping was refused
-		r.mr = nil
+		r.mapped += r.mr.maps
+		r.mr, r.hold.mr = nil, nil
 	}
 	if r.f != nil {
 		if err2 := r.f.Close(); err == nil {

@@ -102,8 +102,8 @@ func replayPass(t *testing.T, w *WAL, records uint64) (cold map[string]bool, ops
 			assert.Nil(t, r.buf, "cached segments need no read buffer")
 		}
 		// A 8 MiB segment takes two or three 4 MiB windows.
-		assert.GreaterOrEqual(t, r.mapped, 2*cached, "cached segments read through mapped windows")
-		assert.LessOrEqual(t, r.mapped, 3*cached, "cached segments read through mapped windows")
+		assert.GreaterOrEqual(t, r.mappedWindows(), 2*cached, "cached segments read through mapped windows")
+		assert.LessOrEqual(t, r.mappedWindows(), 3*cached, "cached segments read through mapped windows")
 	}
 	require.NoError(t, r.Close())
 	st1 := w.Stats()
