@@ -13,8 +13,11 @@ import (
 
 // Record is one record read from the log.
 type Record struct {
-	LSN     uint64
-	Data    []byte // valid until the next call to Next or Close; copy to keep
+	LSN uint64
+	// Data is valid until the next call to Next or Close: copy to keep.
+	// Past that it stays readable, with stale bytes, but must not be
+	// written: its memory may be another Reader's window by then.
+	Data    []byte
 	Segment string // file name of the segment holding the record
 	Offset  int64  // offset of the record's frame in that segment
 }
