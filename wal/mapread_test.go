@@ -18,20 +18,13 @@ import (
 	"github.com/ringwal/ringwal/segment"
 )
 
-// mappedLog appends n 1000-byte records to a fresh pwrite log of 8 MiB
+// mappedLog appends n 1000-byte records (a multiple of 64) to a fresh pwrite log of 8 MiB
 // segments and returns it open, its pages in the page cache.
 func mappedLog(t *testing.T, o Options, n uint64) *WAL {
 	t.Helper()
 	o.Backend, o.SegmentSize, o.MaxRecordSize = BackendPwrite, 8<<20, 64<<10
 	w := openT(t, t.TempDir(), o)
-	batch := make([][]byte, 64)
-	for lsn := uint64(1); lsn <= n; lsn += uint64(len(batch)) {
-		for i := range batch {
-			batch[i] = payload(lsn+uint64(i), 1000)
-		}
-		_, err := w.AppendBatch(batch)
-		require.NoError(t, err)
-	}
+	appendKiB(t, w, n)
 	return w
 }
 

@@ -33,6 +33,20 @@ func evictDir(t *testing.T, dir string) {
 	}
 }
 
+// appendKiB appends n 1000-byte records (n a multiple of 64) to an empty
+// log, in atomic batches of 64.
+func appendKiB(t *testing.T, w *WAL, n uint64) {
+	t.Helper()
+	batch := make([][]byte, 64)
+	for lsn := uint64(1); lsn <= n; lsn += uint64(len(batch)) {
+		for i := range batch {
+			batch[i] = payload(lsn+uint64(i), 1000)
+		}
+		_, err := w.AppendBatch(batch)
+		require.NoError(t, err)
+	}
+}
+
 // coldLog writes three 8 MiB segments of 1000-byte records, closes the log
 // and drops its pages from the page cache.
 func coldLog(t *testing.T, o Options) (dir string, records uint64, segs []string) {
@@ -41,14 +55,7 @@ func coldLog(t *testing.T, o Options) (dir string, records uint64, segs []string
 	o.SegmentSize, o.MaxRecordSize = 8<<20, 64<<10
 	w := openT(t, dir, o)
 	records = 20 << 10
-	batch := make([][]byte, 64)
-	for lsn := uint64(1); lsn <= records; lsn += uint64(len(batch)) {
-		for i := range batch {
-			batch[i] = payload(lsn+uint64(i), 1000)
-		}
-		_, err := w.AppendBatch(batch)
-		require.NoError(t, err)
-	}
+	appendKiB(t, w, records)
 	require.NoError(t, w.Close())
 	evictDir(t, dir)
 	segs = segPaths(t, dir)
