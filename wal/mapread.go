@@ -114,8 +114,8 @@ func (s *mapSlot) giveBack(keep []byte) {
 // What is left: a page evicted after that and then unreadable, or a file
 // shortened under the window in use, faults where the page is read next
 // (in the segment reader, or in a caller's code reading a record's Data).
-// The log never shortens a segment file in place (TruncateBack renames a
-// copy over it), and walctl's repair, which does, takes the log's lock.
+// Nothing in this module shortens a segment file: TruncateBack renames a
+// copy over it, and walctl's repair zeroes and renames, under the log's lock.
 type mappedReader struct {
 	f     *os.File
 	size  int64
