@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -31,8 +32,10 @@ type noSeek struct{ io.ReaderAt }
 
 // TestHolesAreNotRead: a segment whose space after the records was
 // fallocated and never written ends where its records end, found without
-// reading the hole (lseek SEEK_DATA / SEEK_HOLE), with the same outcome as
-// reading every byte; non-zero bytes written after a hole are still found.
+// reading the hole (the file's extents, FS_IOC_FIEMAP), with the same
+// outcome as reading every byte, also when the hole's zero pages are cached
+// (lseek's SEEK_HOLE counts those as data); non-zero bytes written after a
+// hole are still found, synced or still in the page cache.
 func TestHolesAreNotRead(t *testing.T) {
 	const size = 64 << 20
 	s := newSeg(t, seqFrames(stdSizes...)...)
@@ -48,7 +51,7 @@ func TestHolesAreNotRead(t *testing.T) {
 			n++
 		}
 	}
-	for _, tail := range []string{"hole", "garbage after a hole"} {
+	for _, tail := range []string{"hole", "cached hole", "garbage after a hole", "unsynced garbage after a hole"} {
 		t.Run(tail, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "seg")
 			f, err := os.Create(path)
@@ -57,26 +60,45 @@ func TestHolesAreNotRead(t *testing.T) {
 			require.NoError(t, unix.Fallocate(int(f.Fd()), 0, 0, size))
 			_, err = f.WriteAt(s.data[:end], 0)
 			require.NoError(t, err)
-			if tail != "hole" {
+			require.NoError(t, f.Sync())
+			// Drop the cached pages (FADV_DONTNEED starts writeback of
+			// dirty ones: the unsynced garbage is written after it).
+			require.NoError(t, unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED))
+			hole := !strings.Contains(tail, "garbage")
+			if !hole {
 				_, err = f.WriteAt([]byte("stale bytes"), size-4096)
 				require.NoError(t, err)
+				if !strings.HasPrefix(tail, "unsynced") {
+					require.NoError(t, f.Sync())
+				}
 			}
-			require.NoError(t, f.Sync())
-			// Drop the cached pages: cached zero pages of an unwritten
-			// extent count as data for SEEK_HOLE.
-			require.NoError(t, unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED))
+			if tail == "cached hole" {
+				// Read the whole file: the hole's zero pages are cached.
+				_, err := io.Copy(io.Discard, io.NewSectionReader(f, 0, size))
+				require.NoError(t, err)
+				if d, err := unix.Seek(int(f.Fd()), int64(end), unix.SEEK_HOLE); err == nil {
+					t.Logf("SEEK_HOLE from the end of the records: %d (records end at %d)", d, end)
+				}
+			}
 
 			cf := &countingFile{File: f}
 			n, err := outcome(t, cf)
 			wantN, wantErr := outcome(t, noSeek{f})
 			assert.Equal(t, wantN, n)
 			assert.Equal(t, len(stdSizes), n)
-			if tail == "hole" {
+			if hole {
 				assert.ErrorIs(t, err, io.EOF)
 				assert.ErrorIs(t, wantErr, io.EOF)
-				// Only what the first window and the kernel's read-ahead cached
-				// is read again (cached zero pages count as data).
-				assert.Less(t, cf.read, int64(size/4), "the hole is skipped, not read")
+				// The first window (1 MiB) and the zeros after the records
+				// up to the end of their block, not the hole. Where the file
+				// system lists no extents (tmpfs), lseek finds the hole but
+				// counts the pages read-ahead cached (a few MiB) as data.
+				limit := int64(2 << 20)
+				if _, ok := extentDataEnd(f, 0, size); !ok {
+					t.Logf("the file system lists no extents: lseek only")
+					limit = size / 4
+				}
+				assert.LessOrEqual(t, cf.read, limit, "the hole is skipped, not read")
 				t.Logf("read %d of %d bytes", cf.read, size)
 			} else {
 				var te, wantTe *TornTailError

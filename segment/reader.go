@@ -489,12 +489,19 @@ func (r *Reader) writtenEnd(x int64) (int64, error) {
 }
 
 // dataEnd returns an offset in [x, size] after which the file holds only
-// holes (which read as zeros), found with lseek SEEK_DATA / SEEK_HOLE when
-// the io.ReaderAt is also an io.Seeker that supports them (an *os.File on
-// Linux). Otherwise, or on any error, it returns the file size: the caller
-// then reads everything. It moves the Seeker's offset, which ReadAt does
-// not use.
+// holes or unwritten extents (which read as zeros), found from the file's
+// extents (extentDataEnd) when the io.ReaderAt is a file on Linux, else
+// with lseek SEEK_DATA / SEEK_HOLE when it is also an io.Seeker that
+// supports them. Otherwise, or on any error, it returns the file size: the
+// caller then reads everything. It may move the Seeker's offset, which
+// ReadAt does not use.
 func (r *Reader) dataEnd(x int64) int64 {
+	if x >= r.size {
+		return r.size
+	}
+	if end, ok := extentDataEnd(r.ra, x, r.size); ok {
+		return end
+	}
 	sk, ok := r.ra.(io.Seeker)
 	if !ok || !seekHoles {
 		return r.size

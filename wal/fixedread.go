@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/ringwal/ringwal/bufpool"
 	"github.com/ringwal/ringwal/internal/ring"
@@ -253,6 +254,10 @@ type prefetchReader struct {
 func newPrefetchReader(rr *readRing, f *os.File, size int64) *prefetchReader {
 	return &prefetchReader{rr: rr, f: f, size: size, prev: -1}
 }
+
+// SyscallConn is the file's: the segment reader asks the file system for
+// the file's extents (where its data ends) instead of reading the rest.
+func (p *prefetchReader) SyscallConn() (syscall.RawConn, error) { return p.f.SyscallConn() }
 
 // end is the file offset after the last chunk issued.
 func (p *prefetchReader) end() int64 {
