@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -206,5 +207,54 @@ func BenchmarkOpen(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkFollow measures a reader that follows the log: one goroutine
+// appends 1000-byte records in durable batches of 4 while a Reader returns
+// each as soon as it is durable (polling every 50 µs once caught up). Each op
+// is one record appended and read; compare with the appender alone
+// (reader=false) as a ratio.
+func BenchmarkFollow(b *testing.B) {
+	for _, be := range []Backend{BackendURing, BackendPwrite} {
+		for _, follow := range []bool{false, true} {
+			b.Run(fmt.Sprintf("backend=%s/reader=%v", be, follow), func(b *testing.B) {
+				w, err := Open(b.TempDir(), Options{Backend: be})
+				require.NoError(b, err)
+				defer w.Close()
+				r, err := w.NewReader(1)
+				require.NoError(b, err)
+				defer r.Close()
+				n := uint64(b.N)
+				done := make(chan error, 1)
+				b.ReportAllocs()
+				b.ResetTimer()
+				go func() {
+					p := make([]byte, 1000)
+					batch := [][]byte{p, p, p, p}
+					for lsn := uint64(1); lsn <= n; lsn += uint64(len(batch)) {
+						if _, err := w.AppendBatch(batch[:min(uint64(len(batch)), n-lsn+1)]); err != nil {
+							done <- err
+							return
+						}
+					}
+					done <- nil
+				}()
+				for got := uint64(0); follow && got < n; {
+					_, err := r.Next()
+					if err == io.EOF {
+						time.Sleep(50 * time.Microsecond)
+						continue
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					got++
+				}
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
 	}
 }

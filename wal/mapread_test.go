@@ -113,35 +113,63 @@ func TestMappedReplayRefused(t *testing.T) {
 }
 
 // TestMappedReplayFollowsAppends: a reader caught up with the active
-// segment, read through a mapping, returns records appended after its
-// window was mapped, across a rotation.
+// segment returns records appended after it read its window, across a
+// rotation: read through a mapping, through 1 MiB preads (mapping refused)
+// and through READ_FIXED (io_uring). A reader with a buffered window opens
+// the segment again once the log is durable past what it read, before the
+// stale window fails a record (a failure classifies the window's end, which
+// reads the segment's tail; retries counts them).
 func TestMappedReplayFollowsAppends(t *testing.T) {
-	w := mappedLog(t, Options{}, 64)
-	defer w.Close()
-	r, err := w.NewReader(1)
-	require.NoError(t, err)
-	defer r.Close()
-	lsn := uint64(1)
-	for round := range 200 {
-		for {
-			rec, err := r.Next()
-			if err == io.EOF {
-				break
+	for _, path := range []string{"mapped", "pread", "io_uring"} {
+		t.Run(path, func(t *testing.T) {
+			var o Options
+			switch path {
+			case "pread":
+				o.refuseMap = fmt.Errorf("mmap: %w", syscall.ENOMEM)
 			}
+			var w *WAL
+			if path == "io_uring" {
+				w = openT(t, t.TempDir(), Options{Backend: BackendURing, SegmentSize: 8 << 20, MaxRecordSize: 64 << 10})
+				appendKiB(t, w, 64)
+			} else {
+				w = mappedLog(t, o, 64)
+			}
+			defer w.Close()
+			r, err := w.NewReader(1)
 			require.NoError(t, err)
-			require.Equal(t, payload(lsn, 1000), rec.Data, "lsn %d", lsn)
-			lsn++
-		}
-		require.Equal(t, w.LastLSN()+1, lsn, "round %d", round)
-		batch := make([][]byte, 64)
-		for i := range batch {
-			batch[i] = payload(lsn+uint64(i), 1000)
-		}
-		_, err := w.AppendBatch(batch)
-		require.NoError(t, err)
+			defer r.Close()
+			lsn := uint64(1)
+			for round := range 200 {
+				for {
+					rec, err := r.Next()
+					if err == io.EOF {
+						break
+					}
+					require.NoError(t, err)
+					require.Equal(t, payload(lsn, 1000), rec.Data, "lsn %d", lsn)
+					lsn++
+				}
+				require.Equal(t, w.LastLSN()+1, lsn, "round %d", round)
+				batch := make([][]byte, 64)
+				for i := range batch {
+					batch[i] = payload(lsn+uint64(i), 1000)
+				}
+				_, err := w.AppendBatch(batch)
+				require.NoError(t, err)
+			}
+			assert.Greater(t, w.Stats().Segments, 1, "the appends rotated")
+			switch path {
+			case "mapped":
+				assert.Positive(t, r.mappedWindows())
+			case "pread":
+				assert.Zero(t, r.mappedWindows())
+				assert.Zero(t, r.retries, "no record failed on a stale window")
+			case "io_uring":
+				require.NotNil(t, r.pf, "read through READ_FIXED")
+				assert.Zero(t, r.retries, "no record failed on a stale window")
+			}
+		})
 	}
-	assert.Greater(t, w.Stats().Segments, 1, "the appends rotated")
-	assert.Positive(t, r.mappedWindows())
 }
 
 // TestMappedReplayFault: a window whose pages cannot be read in is an error,

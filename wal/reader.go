@@ -123,12 +123,15 @@ type Reader struct {
 	rec  segment.Record // the segment reader's last record
 	err  error
 
-	buf    []byte        // window buffer shared by the segment readers (pread)
-	mr     *mappedReader // the current segment's mapping, when it is read in place
-	hold   *mapHold      // mr, for the cleanup of a Reader never closed
-	mapped int           // windows mapped by earlier segments' mr (tests: mappedWindows)
-	cold   bool          // the current segment was not all in the page cache when opened
-	cr     *readRing     // the cold ring, held while reading a cold segment (io_uring)
+	buf     []byte        // window buffer shared by the segment readers (pread)
+	mr      *mappedReader // the current segment's mapping, when it is read in place
+	hold    *mapHold      // mr, for the cleanup of a Reader never closed
+	mapped  int           // windows mapped by earlier segments' mr (tests: mappedWindows)
+	cold    bool          // the current segment was not all in the page cache when opened
+	fresh   uint64        // the durable end (LastLSN) when sr was opened: its window holds every record up to it
+	retries int           // records read again after the segment reader failed on them (tests)
+	viaMap  bool          // sr reads through mr
+	cr      *readRing     // the cold ring, held while reading a cold segment (io_uring)
 }
 
 // NewReader returns a reader positioned at lsn, which must lie in
@@ -167,7 +170,11 @@ func (r *Reader) Next() (Record, error) {
 	if r.next > r.w.LastLSN() {
 		return Record{}, io.EOF
 	}
-	if r.sr == nil || r.next > r.seg.last() || r.next < r.seg.base() {
+	// Past fresh, the record was made durable after the segment reader
+	// read its window (a reader that caught up with the active segment's
+	// end): open it again rather than let it find a stale end in its
+	// window and classify it, which reads the segment's tail.
+	if r.sr == nil || r.next > r.seg.last() || r.next < r.seg.base() || (r.next > r.fresh && !r.liveWindow()) {
 		if err := r.open(); err != nil {
 			r.err = err
 			return Record{}, err
@@ -178,6 +185,7 @@ func (r *Reader) Next() (Record, error) {
 	if err != nil {
 		// The reader's window may hold bytes read before this record was
 		// written (the active segment): read again from this position.
+		r.retries++
 		if err2 := r.open(); err2 != nil {
 			r.err = err2
 			return Record{}, err2
@@ -202,6 +210,7 @@ func (r *Reader) Next() (Record, error) {
 // open positions a segment reader at r.next.
 func (r *Reader) open() error {
 	w := r.w
+	fresh := w.LastLSN() // durable, so on the file before anything below reads it
 	w.mu.Lock()
 	s := w.findSegLocked(r.next)
 	var off int64
@@ -317,9 +326,15 @@ func (r *Reader) open() error {
 	if err := sr.Seek(segment.Position{Offset: off, LSN: r.next}); err != nil {
 		return err
 	}
-	r.sr, r.size = sr, fi.Size()
+	r.sr, r.size, r.fresh, r.viaMap = sr, fi.Size(), fresh, ra == r.mr
 	return nil
 }
+
+// liveWindow says whether the segment reader's window shows the file as it
+// is now: a mapped window does, up to the end laid when the segment was
+// opened (past it, a view fails and Next opens the segment again); one read
+// into a buffer does not (the mapping refused, pread, READ_FIXED).
+func (r *Reader) liveWindow() bool { return r.viaMap && r.mr.err == nil }
 
 // mappedWindows returns the windows the reader has mapped (tests).
 func (r *Reader) mappedWindows() int {
