@@ -242,17 +242,18 @@ func (p *prefetchReader) note(c *chunk) {
 // of the file) reads only what it asks for. When no registered buffer is
 // free it falls back to pread. Not safe for concurrent use.
 type prefetchReader struct {
-	rr   *readRing
-	f    *os.File
-	size int64
-	q    []*chunk // consecutive chunks in file order
-	prev int64    // offset of the previous request (-1: none yet)
+	rr    *readRing
+	f     *os.File
+	size  int64
+	limit int64    // no chunk reaches past it (size, or the end of the data the reader was opened for)
+	q     []*chunk // consecutive chunks in file order
+	prev  int64    // offset of the previous request (-1: none yet)
 
 	scratch []byte // View's copy of a range across chunks
 }
 
 func newPrefetchReader(rr *readRing, f *os.File, size int64) *prefetchReader {
-	return &prefetchReader{rr: rr, f: f, size: size, prev: -1}
+	return &prefetchReader{rr: rr, f: f, size: size, limit: size, prev: -1}
 }
 
 // SyscallConn is the file's: the segment reader asks the file system for
@@ -269,16 +270,16 @@ func (p *prefetchReader) end() int64 {
 }
 
 // issue queues the next chunk at off. It returns false when no buffer is
-// free or off is at the end of the file.
+// free or off is at the limit (the callers then read with pread).
 func (p *prefetchReader) issue(off int64) bool {
-	if off >= p.size {
+	if off >= p.limit {
 		return false
 	}
 	idx, buf, ok := p.rr.pool.TryAcquire()
 	if !ok {
 		return false
 	}
-	n := int(min(int64(len(buf)), p.size-off))
+	n := int(min(int64(len(buf)), p.limit-off))
 	c := &chunk{off: off, n: n, idx: idx, buf: buf}
 	c.ops[0] = ring.Op{Kind: ring.ReadFixed, Fd: int(p.f.Fd()), Buf: buf[:n], BufIndex: idx, Offset: off}
 	if err := p.rr.pool.MarkInFlight(idx); err != nil {
@@ -321,6 +322,10 @@ func (p *prefetchReader) reset() {
 	}
 }
 
+// smallRead is the largest ReadAt that does not start read-ahead where no
+// chunk holds it: it is read with pread.
+const smallRead = 4 << 10
+
 // ReadAt implements io.ReaderAt.
 func (p *prefetchReader) ReadAt(b []byte, off int64) (int, error) {
 	if off < 0 {
@@ -334,6 +339,12 @@ func (p *prefetchReader) ReadAt(b []byte, off int64) (int, error) {
 	p.prev = off
 	// Keep only chunks from the one holding off on; restart elsewhere.
 	p.dropBefore(off)
+	if (len(p.q) == 0 || p.q[0].off > off) && len(b) <= smallRead {
+		// A segment's header, read once when the segment is opened:
+		// starting read-ahead there would read what a reader positioned
+		// further on never asks for.
+		return p.f.ReadAt(b, off)
+	}
 	if len(p.q) == 0 || p.q[0].off > off {
 		p.reset()
 		if !p.issue(off) {

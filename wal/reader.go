@@ -299,6 +299,11 @@ func (r *Reader) open() error {
 	switch {
 	case rr != nil:
 		r.pf = newPrefetchReader(rr, r.f, fi.Size())
+		// Read ahead no further than the records laid when the segment
+		// was opened: past them the active segment holds zeros, and a
+		// reader that follows the log opens it again for later records
+		// (Next).
+		r.pf.limit = end
 		ra = r.pf
 	case !r.cold:
 		// In the page cache: read in place through a mapping.
