@@ -3,6 +3,7 @@
 package segment
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -109,4 +110,49 @@ func TestHolesAreNotRead(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExtentDataEnd: the end of the data found from a file's extents, over
+// more extents than one FS_IOC_FIEMAP call returns (written blocks between
+// unwritten and never-allocated space), from several starting offsets, on
+// a file opened read-only, is one past the last written block at or after
+// the start, or the start when nothing is written after it.
+func TestExtentDataEnd(t *testing.T) {
+	const size = 64 << 20
+	path := filepath.Join(t.TempDir(), "seg")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	// Fallocated first half, sparse second half; a written block every
+	// 256 KiB through both: about 250 extents of each kind.
+	require.NoError(t, unix.Fallocate(int(f.Fd()), 0, 0, size/2))
+	require.NoError(t, f.Truncate(size))
+	block := bytes.Repeat([]byte{0xA5}, 4096)
+	var written []int64
+	for off := int64(0); off < size-(1<<20); off += 256 << 10 {
+		_, err := f.WriteAt(block, off)
+		require.NoError(t, err)
+		written = append(written, off)
+	}
+	require.NoError(t, f.Sync())
+	ro, err := os.Open(path)
+	require.NoError(t, err)
+	defer ro.Close()
+	if _, ok := extentDataEnd(ro, 0, size); !ok {
+		t.Skip("the file system lists no extents")
+	}
+	last := written[len(written)-1] + 4096
+	for _, x := range []int64{0, 4096, size/2 - 100, size / 2, last - 1, last, size - 1} {
+		want := x
+		if x < last {
+			want = last
+		}
+		got, ok := extentDataEnd(ro, x, size)
+		require.True(t, ok)
+		assert.Equal(t, want, got, "from %d", x)
+	}
+	// A size that cuts a written block: the end is the size.
+	got, ok := extentDataEnd(ro, 0, written[10]+100)
+	require.True(t, ok)
+	assert.Equal(t, written[10]+100, got, "a size inside a written block")
 }
