@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 
 	"github.com/ringwal/ringwal/internal/fsys"
 	"github.com/ringwal/ringwal/segment"
@@ -131,6 +132,7 @@ type Reader struct {
 	fresh   uint64        // the durable end (LastLSN) when sr was opened: its window holds every record up to it
 	retries int           // records read again after the segment reader failed on them (tests)
 	viaMap  bool          // sr reads through mr
+	backSeq uint64        // TruncateBacks seen (WAL.backN)
 	cr      *readRing     // the cold ring, held while reading a cold segment (io_uring)
 }
 
@@ -157,17 +159,30 @@ func (w *WAL) NewReader(lsn uint64) (*Reader, error) {
 	if lsn < w.FirstLSN() || lsn > w.LastLSN()+1 {
 		return fail(fmt.Errorf("%w: reader at %d, log holds [%d, %d]", ErrOutOfRange, lsn, w.FirstLSN(), w.LastLSN()))
 	}
-	return &Reader{w: w, next: lsn, rr: rr}, nil
+	return &Reader{w: w, next: lsn, rr: rr, backSeq: w.backN.Load()}, nil
 }
 
 // Next returns the next record. It returns io.EOF when the reader has caught
-// up with the durable end of the log (a later call may return more), and a
-// sticky error wrapping segment.ErrCorrupt if a record fails verification.
+// up with the durable end of the log (a later call may return more), a
+// sticky error wrapping segment.ErrCorrupt if a record fails verification,
+// and a sticky ErrTruncated once a TruncateBack dropped records at or
+// after its position (records it may have returned).
 func (r *Reader) Next() (Record, error) {
 	if r.err != nil {
 		return Record{}, r.err
 	}
-	if r.next > r.w.LastLSN() {
+	// The durable end first, then the count of TruncateBacks: a record
+	// durable in the log as it is after a truncation is read only once the
+	// reader has seen that truncation (TruncateBack counts it before the
+	// log grows again), and so reads the replaced files.
+	last := r.w.LastLSN()
+	if n := r.w.backN.Load(); n != r.backSeq {
+		if err := r.truncatedBack(n); err != nil {
+			r.err = err
+			return Record{}, err
+		}
+	}
+	if r.next > last {
 		return Record{}, io.EOF
 	}
 	// Past fresh, the record was made durable after the segment reader
@@ -333,6 +348,27 @@ func (r *Reader) open() error {
 	}
 	r.sr, r.size, r.fresh, r.viaMap = sr, fi.Size(), fresh, ra == r.mr
 	return nil
+}
+
+// truncatedBack catches up with the TruncateBacks up to the n-th: an error
+// if one cut before the reader's position, else the reader drops its file
+// and window (the segment it reads may have been replaced by a copy, or
+// removed) and opens it again at its next record.
+func (r *Reader) truncatedBack(n uint64) error {
+	w := r.w
+	w.mu.Lock()
+	cut := slices.Min(w.backCuts[r.backSeq:n])
+	w.mu.Unlock()
+	r.backSeq = n
+	if cut+1 < r.next {
+		return fmt.Errorf("%w: reader at lsn %d, TruncateBack(%d)", ErrTruncated, r.next, cut)
+	}
+	if r.pf != nil {
+		r.pf.Close()
+		r.pf = nil
+	}
+	r.seg = nil
+	return r.closeFile()
 }
 
 // liveWindow says whether the segment reader's window shows the file as it

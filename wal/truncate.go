@@ -77,7 +77,9 @@ func (w *WAL) TruncateFront(lsn uint64) error {
 
 // TruncateBack drops every record after lsn, durably: when it returns, no
 // crash can bring them back. Appends wait while it runs. The next record
-// appended gets lsn+1. lsn must be at least FirstLSN()-1 (which empties the
+// appended gets lsn+1. A Reader positioned at or before lsn+1 then returns
+// the records appended after it; one positioned further returns
+// ErrTruncated. lsn must be at least FirstLSN()-1 (which empties the
 // log). While a rescued chain is still pending in the kernel it waits for
 // it, up to 5 s, and then returns ErrStalled, changing nothing.
 func (w *WAL) TruncateBack(lsn uint64) error {
@@ -157,6 +159,10 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 		return w.truncFailLocked(err)
 	}
 	s.setIndex(s.index[:keep])
+	// Readers past lsn+1 learn of the cut, and the others read the
+	// replaced file again (Reader.Next), before the log grows again.
+	w.backCuts = append(w.backCuts, lsn)
+	w.backN.Store(uint64(len(w.backCuts)))
 	w.active = s
 	w.nextSeq = s.hdr.Seq + 1
 	w.nextLSN = lsn + 1

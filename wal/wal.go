@@ -78,6 +78,10 @@ var (
 	ErrOutOfRange = errors.New("wal: lsn out of range")
 	// ErrNotFound: the LSN is not in the log.
 	ErrNotFound = errors.New("wal: lsn not found")
+	// ErrTruncated: a Reader was positioned past the records a TruncateBack
+	// kept (it may have returned records that are no longer in the log).
+	// Create a new Reader.
+	ErrTruncated = errors.New("wal: the log was truncated back before the reader's position")
 )
 
 // LockFileName is the file in a log directory that a writer holds an
@@ -129,22 +133,24 @@ type WAL struct {
 	infSeg   *segFile // segment of the chains in flight
 	infHdr   bool     // the chain in flight carries its segment's header: it is alone
 	// Write-only chains (records nobody waits for yet, see batch.needSync).
-	writtenTo      uint64    // lastLSN of the newest submitted chain
-	syncedTo       uint64    // lastLSN of the newest submitted chain that syncs
-	wantSync       uint64    // records up to here must be made durable (Sync, rotation, drain)
-	unsyncedSeg    *segFile  // segment of written records no submitted sync covers yet
-	nosyncInflight int       // write-only chains in flight
-	spare          []uint16  // acquired buffers not yet in a batch
-	truncBusy      bool      // TruncateBack in progress: appends wait
-	rotating       bool      // an appender is switching segments: others wait
-	prepKicked     bool      // the next segment was asked for
-	segAsync       uint64    // records laid in the active segment by AppendAsync
-	segWaited      uint64    // ... and by appenders that wait (Append, AppendBatch)
-	tail           int64     // segment offset where the next frame goes
-	waiting        int       // Append / AppendBatch calls in batches not yet completed
-	waitAvg        int       // recent average of waiting at completions, times waitScale (pipelineLocked)
-	segT0          time.Time // when the active segment became active (or the log opened)
-	segOff0        int64     // tail then: the active segment's fill rate is measured from here
+	writtenTo      uint64        // lastLSN of the newest submitted chain
+	syncedTo       uint64        // lastLSN of the newest submitted chain that syncs
+	wantSync       uint64        // records up to here must be made durable (Sync, rotation, drain)
+	unsyncedSeg    *segFile      // segment of written records no submitted sync covers yet
+	nosyncInflight int           // write-only chains in flight
+	spare          []uint16      // acquired buffers not yet in a batch
+	truncBusy      bool          // TruncateBack in progress: appends wait
+	backCuts       []uint64      // the lsn of every TruncateBack that dropped records, in order (Reader.Next)
+	backN          atomic.Uint64 // len(backCuts), read without the lock
+	rotating       bool          // an appender is switching segments: others wait
+	prepKicked     bool          // the next segment was asked for
+	segAsync       uint64        // records laid in the active segment by AppendAsync
+	segWaited      uint64        // ... and by appenders that wait (Append, AppendBatch)
+	tail           int64         // segment offset where the next frame goes
+	waiting        int           // Append / AppendBatch calls in batches not yet completed
+	waitAvg        int           // recent average of waiting at completions, times waitScale (pipelineLocked)
+	segT0          time.Time     // when the active segment became active (or the log opened)
+	segOff0        int64         // tail then: the active segment's fill rate is measured from here
 
 	submitted chan *batch // FIFO of submitted chains, read by the completer
 	kickTimer *time.Timer // the completer's (awaitChain)
