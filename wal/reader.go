@@ -168,30 +168,52 @@ func (w *WAL) NewReader(lsn uint64) (*Reader, error) {
 // and a sticky ErrTruncated once a TruncateBack dropped records at or
 // after its position (records it may have returned).
 func (r *Reader) Next() (Record, error) {
-	if r.err != nil {
-		return Record{}, r.err
-	}
-	// The durable end first, then the count of TruncateBacks: a record
-	// durable in the log as it is after a truncation is read only once the
-	// reader has seen that truncation (TruncateBack counts it before the
-	// log grows again), and so reads the replaced files.
-	last := r.w.LastLSN()
-	if n := r.w.backN.Load(); n != r.backSeq {
-		if err := r.truncatedBack(n); err != nil {
-			r.err = err
+	for {
+		if r.err != nil {
+			return Record{}, r.err
+		}
+		// The durable end first, then the count of TruncateBacks: a
+		// record durable in the log as it is after a truncation is read
+		// only once the reader has seen that truncation (TruncateBack
+		// counts it before it changes any file), and so reads the
+		// replaced files.
+		last := r.w.LastLSN()
+		seen := r.w.backN.Load()
+		if seen != r.backSeq {
+			if err := r.truncatedBack(seen); err != nil {
+				r.err = err
+				return Record{}, err
+			}
+		}
+		if r.next > last {
+			return Record{}, io.EOF
+		}
+		rec, err := r.read()
+		if r.w.backN.Load() != seen {
+			// A TruncateBack ran while the record was read: what it
+			// was read from may be gone or replaced. Look again.
+			continue
+		}
+		if err != nil {
+			if err != io.EOF {
+				r.err = err
+			}
 			return Record{}, err
 		}
+		r.next++
+		return rec, nil
 	}
-	if r.next > last {
-		return Record{}, io.EOF
-	}
+}
+
+// read reads the record at r.next. It returns io.EOF when the log no longer
+// reaches r.next (a TruncateBack since Next read the durable end).
+func (r *Reader) read() (Record, error) {
 	// Past fresh, the record was made durable after the segment reader
 	// read its window (a reader that caught up with the active segment's
 	// end): open it again rather than let it find a stale end in its
 	// window and classify it, which reads the segment's tail.
 	if r.sr == nil || r.next > r.seg.last() || r.next < r.seg.base() || (r.next > r.fresh && !r.liveWindow()) {
 		if err := r.open(); err != nil {
-			r.err = err
 			return Record{}, err
 		}
 	}
@@ -201,9 +223,8 @@ func (r *Reader) Next() (Record, error) {
 		// The reader's window may hold bytes read before this record was
 		// written (the active segment): read again from this position.
 		r.retries++
-		if err2 := r.open(); err2 != nil {
-			r.err = err2
-			return Record{}, err2
+		if err := r.open(); err != nil {
+			return Record{}, err
 		}
 		err = r.sr.NextInto(rec)
 	}
@@ -215,10 +236,8 @@ func (r *Reader) Next() (Record, error) {
 		if errors.Is(err, io.EOF) {
 			err = &segment.CorruptionError{Segment: r.seg.name, LSN: r.next, Reason: "durable record missing"}
 		}
-		r.err = fmt.Errorf("wal: read lsn %d: %w", r.next, err)
-		return Record{}, r.err
+		return Record{}, fmt.Errorf("wal: read lsn %d: %w", r.next, err)
 	}
-	r.next++
 	return Record{LSN: rec.LSN, Data: rec.Payload, Segment: r.seg.name, Offset: rec.Offset}, nil
 }
 
@@ -247,7 +266,13 @@ func (r *Reader) open() error {
 			end = o + int64(segment.FrameSize(n))
 		}
 	}
+	past := !ok && r.next > w.LastLSN()
 	w.mu.Unlock()
+	if past {
+		// A TruncateBack since Next read the durable end: the log ends
+		// before r.next now (Next reports it, or the cut, next time).
+		return io.EOF
+	}
 	if !ok {
 		return fmt.Errorf("%w: lsn %d is no longer in the log", ErrOutOfRange, r.next)
 	}

@@ -117,6 +117,11 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 		return ErrClosed
 	}
 
+	// Readers learn of the cut before any file changes (Reader.Next):
+	// those past lsn+1 stop, the others read the replaced files again.
+	w.backCuts = append(w.backCuts, lsn)
+	w.backN.Store(uint64(len(w.backCuts)))
+
 	// The segment that will hold lsn as its last record (or, when lsn is
 	// below the first segment's base, the first segment, emptied).
 	k := len(w.segs) - 1
@@ -159,10 +164,6 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 		return w.truncFailLocked(err)
 	}
 	s.setIndex(s.index[:keep])
-	// Readers past lsn+1 learn of the cut, and the others read the
-	// replaced file again (Reader.Next), before the log grows again.
-	w.backCuts = append(w.backCuts, lsn)
-	w.backN.Store(uint64(len(w.backCuts)))
 	w.active = s
 	w.nextSeq = s.hdr.Seq + 1
 	w.nextLSN = lsn + 1
