@@ -382,10 +382,18 @@ func (r *Reader) open() error {
 func (r *Reader) truncatedBack(n uint64) error {
 	w := r.w
 	w.mu.Lock()
-	cut := slices.Min(w.backCuts[r.backSeq:n])
+	forgotten := r.backSeq < w.backBase
+	cut := uint64(0) // cuts the log no longer remembers: any, as far as it knows
+	if !forgotten {
+		cut = slices.Min(w.backCuts[r.backSeq-w.backBase : n-w.backBase])
+	}
 	w.mu.Unlock()
 	r.backSeq = n
-	if cut+1 < r.next {
+	switch {
+	case cut+1 >= r.next:
+	case forgotten:
+		return fmt.Errorf("%w: reader at lsn %d, more than %d TruncateBacks since its last read", ErrTruncated, r.next, maxBackCuts/2)
+	default:
 		return fmt.Errorf("%w: reader at lsn %d, TruncateBack(%d)", ErrTruncated, r.next, cut)
 	}
 	if r.pf != nil {

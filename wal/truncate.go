@@ -75,6 +75,9 @@ func (w *WAL) TruncateFront(lsn uint64) error {
 	return w.syncDir()
 }
 
+// maxBackCuts is how many TruncateBacks the log remembers for its Readers.
+const maxBackCuts = 1024
+
 // TruncateBack drops every record after lsn, durably: when it returns, no
 // crash can bring them back. Appends wait while it runs. The next record
 // appended gets lsn+1. A Reader positioned at or before lsn+1 then returns
@@ -119,8 +122,15 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 
 	// Readers learn of the cut before any file changes (Reader.Next):
 	// those past lsn+1 stop, the others read the replaced files again.
+	if len(w.backCuts) == maxBackCuts {
+		// A reader that has not looked since the oldest of these stops
+		// (ErrTruncated): its cuts are no longer known.
+		n := copy(w.backCuts, w.backCuts[maxBackCuts/2:])
+		w.backCuts = w.backCuts[:n]
+		w.backBase += maxBackCuts / 2
+	}
 	w.backCuts = append(w.backCuts, lsn)
-	w.backN.Store(uint64(len(w.backCuts)))
+	w.backN.Store(w.backBase + uint64(len(w.backCuts)))
 
 	// The segment that will hold lsn as its last record (or, when lsn is
 	// below the first segment's base, the first segment, emptied).

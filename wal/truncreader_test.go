@@ -196,3 +196,53 @@ func TestReaderFollowsTruncations(t *testing.T) {
 		})
 	}
 }
+
+// TestReaderAfterManyTruncations: the log remembers its last maxBackCuts
+// TruncateBacks for its Readers. A Reader that has not read since more
+// cuts than that stops with ErrTruncated, even where the cuts it missed all
+// kept its position; one at the start of the log, or one that read between
+// the cuts, goes on.
+func TestReaderAfterManyTruncations(t *testing.T) {
+	w := openT(t, t.TempDir(), Options{Backend: BackendPwrite, SegmentSize: 64 << 10, MaxRecordSize: 16 << 10, Prealloc: PreallocFallocate})
+	defer w.Close()
+	p := []byte("record")
+	for range 10 {
+		_, err := w.Append(p)
+		require.NoError(t, err)
+	}
+	atStart, err := w.NewReader(1)
+	require.NoError(t, err)
+	defer atStart.Close()
+	idle, err := w.NewReader(1)
+	require.NoError(t, err)
+	defer idle.Close()
+	busy, err := w.NewReader(1)
+	require.NoError(t, err)
+	defer busy.Close()
+	for range 5 {
+		_, err := idle.Next()
+		require.NoError(t, err)
+		_, err = busy.Next()
+		require.NoError(t, err)
+	}
+	for i := range maxBackCuts + 10 {
+		_, err := w.Append(p)
+		require.NoError(t, err)
+		require.NoError(t, w.TruncateBack(10), "cut %d", i)
+		if i%100 == 0 {
+			// Records 6-10, then the end of the log.
+			if _, err := busy.Next(); err != io.EOF {
+				require.NoError(t, err, "cut %d", i)
+			}
+		}
+	}
+	_, err = idle.Next()
+	require.ErrorIs(t, err, ErrTruncated, "more cuts than remembered since its last read")
+	_, err = busy.Next()
+	require.ErrorIs(t, err, io.EOF)
+	for lsn := uint64(1); lsn <= 10; lsn++ {
+		rec, err := atStart.Next()
+		require.NoError(t, err)
+		require.Equal(t, lsn, rec.LSN)
+	}
+}

@@ -140,8 +140,9 @@ type WAL struct {
 	nosyncInflight int           // write-only chains in flight
 	spare          []uint16      // acquired buffers not yet in a batch
 	truncBusy      bool          // TruncateBack in progress: appends wait
-	backCuts       []uint64      // the lsn of every TruncateBack that dropped records, in order (Reader.Next)
-	backN          atomic.Uint64 // len(backCuts), read without the lock
+	backCuts       []uint64      // the lsn of each of the last TruncateBacks that dropped records, in order (Reader.Next)
+	backBase       uint64        // TruncateBacks before backCuts[0] (their lsns no longer kept)
+	backN          atomic.Uint64 // backBase + len(backCuts), read without the lock
 	rotating       bool          // an appender is switching segments: others wait
 	prepKicked     bool          // the next segment was asked for
 	segAsync       uint64        // records laid in the active segment by AppendAsync
