@@ -242,8 +242,8 @@ func (p *prefetchReader) note(c *chunk) {
 // of the file) reads only what it asks for. When no registered buffer is
 // free it falls back to pread. Not safe for concurrent use.
 type prefetchReader struct {
+	segmentFile
 	rr    *readRing
-	f     *os.File
 	size  int64
 	limit int64    // no chunk reaches past it (size, or the end of the data the reader was opened for)
 	q     []*chunk // consecutive chunks in file order
@@ -253,12 +253,36 @@ type prefetchReader struct {
 }
 
 func newPrefetchReader(rr *readRing, f *os.File, size int64) *prefetchReader {
-	return &prefetchReader{rr: rr, f: f, size: size, limit: size, prev: -1}
+	return &prefetchReader{segmentFile: segmentFile{f}, rr: rr, size: size, limit: size, prev: -1}
 }
 
-// SyscallConn is the file's: the segment reader asks the file system for
-// the file's extents (where its data ends) instead of reading the rest.
-func (p *prefetchReader) SyscallConn() (syscall.RawConn, error) { return p.f.SyscallConn() }
+// segmentFile is the file under a reader that serves a segment.Reader from
+// buffers or mappings (prefetchReader, mappedReader). It answers for the
+// file what the segment reader asks the file itself: where its data ends,
+// from its extents (SyscallConn) or with lseek (Seek), so that what follows
+// the last record need not be read. ReadAt does not use the offset Seek
+// moves.
+type segmentFile struct {
+	f *os.File
+}
+
+// SyscallConn is the file's.
+func (s segmentFile) SyscallConn() (syscall.RawConn, error) { return s.f.SyscallConn() }
+
+// Seek seeks the file.
+func (s segmentFile) Seek(off int64, whence int) (int64, error) { return s.f.Seek(off, whence) }
+
+// Both readers pass the file's answers on.
+var (
+	_ interface {
+		syscall.Conn
+		io.Seeker
+	} = (*prefetchReader)(nil)
+	_ interface {
+		syscall.Conn
+		io.Seeker
+	} = (*mappedReader)(nil)
+)
 
 // end is the file offset after the last chunk issued.
 func (p *prefetchReader) end() int64 {
@@ -419,12 +443,6 @@ func (p *prefetchReader) View(off int64, least, most int) ([]byte, error) {
 	}
 	n, err := p.ReadAt(p.scratch[:least], off)
 	return p.scratch[:n], err
-}
-
-// Seek seeks the file (the segment reader asks SEEK_DATA / SEEK_HOLE where
-// the written region ends); ReadAt does not use the offset.
-func (p *prefetchReader) Seek(off int64, whence int) (int64, error) {
-	return p.f.Seek(off, whence)
 }
 
 // Close waits for reads in flight and gives the buffers back.

@@ -117,7 +117,7 @@ func (s *mapSlot) giveBack(keep []byte) {
 // Nothing in this module shortens a segment file: TruncateBack renames a
 // copy over it, and walctl's repair zeroes and renames, under the log's lock.
 type mappedReader struct {
-	f     *os.File
+	segmentFile
 	size  int64
 	slot  *mapSlot
 	m     []byte // the current window, in slot.mem
@@ -132,15 +132,12 @@ type mappedReader struct {
 }
 
 func newMappedReader(f *os.File, size int64, buf []byte, onErr func(error), refuse error) *mappedReader {
-	return &mappedReader{f: f, size: size, buf: buf, onErr: onErr, err: refuse, dataEnd: -1}
+	return &mappedReader{segmentFile: segmentFile{f}, size: size, buf: buf, onErr: onErr, err: refuse, dataEnd: -1}
 }
 
 // ReadAt reads from the file (the segment reader reads the header and
 // records larger than a window this way).
 func (v *mappedReader) ReadAt(p []byte, off int64) (int, error) { return v.f.ReadAt(p, off) }
-
-// Seek seeks the file (see prefetchReader.Seek).
-func (v *mappedReader) Seek(off int64, whence int) (int64, error) { return v.f.Seek(off, whence) }
 
 // View returns the file's bytes from off on, most of them or up to the end
 // of the file, mapping them unless the current window holds them.
