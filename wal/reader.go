@@ -396,10 +396,6 @@ func (r *Reader) truncatedBack(n uint64) error {
 	default:
 		return fmt.Errorf("%w: reader at lsn %d, TruncateBack(%d)", ErrTruncated, r.next, cut)
 	}
-	if r.pf != nil {
-		r.pf.Close()
-		r.pf = nil
-	}
 	r.seg = nil
 	return r.closeFile()
 }
@@ -419,9 +415,14 @@ func (r *Reader) mappedWindows() int {
 	return n
 }
 
-// closeFile unmaps and closes the current segment file.
+// closeFile drops the read-ahead, unmaps and closes the current segment
+// file.
 func (r *Reader) closeFile() error {
 	var err error
+	if r.pf != nil {
+		r.pf.Close()
+		r.pf = nil
+	}
 	if r.mr != nil {
 		r.mr.Close(r.rec.Payload)
 		r.buf = r.mr.buf // the buffer of reads when a mapping was refused
@@ -442,10 +443,6 @@ func (r *Reader) closeFile() error {
 func (r *Reader) Close() error {
 	if r.err == ErrClosed {
 		return nil
-	}
-	if r.pf != nil {
-		r.pf.Close()
-		r.pf = nil
 	}
 	err := r.closeFile()
 	if r.cr != nil {
