@@ -143,10 +143,15 @@ func ringwalSteadyVariant(name string, uring bool, note string, o wal.Options) *
 	return a
 }
 
+// warmUpRecord is the size of warmUp's records. The last of them stay in
+// the log (TruncateFront drops whole segments only), ahead of the
+// workload's own.
+const warmUpRecord = 256 << 10
+
 // warmUp appends in large durable batches until the log has rotated into a
 // recycled file, and leaves it with the files it dropped kept for reuse.
 func warmUp(w *wal.WAL) error {
-	rec := make([]byte, 256<<10)
+	rec := make([]byte, warmUpRecord)
 	batch := make([][]byte, 16)
 	for i := range batch {
 		batch[i] = rec

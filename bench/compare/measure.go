@@ -22,10 +22,14 @@ import (
 // measured window. Deltas of two snapshots give the per-workload resource
 // columns.
 type snapshot struct {
-	at         time.Time
-	cpu        time.Duration // user + system time of the whole process (getrusage)
-	mallocs    uint64        // runtime.MemStats.Mallocs
-	devSectors uint64        // sectors written by the device holding the directory
+	at  time.Time
+	cpu time.Duration // user + system time of the whole process (getrusage)
+	// runtime.MemStats.Mallocs as the snapshot started and as it ended:
+	// a window counts from the end of its first snapshot to the start of
+	// its last, so reading the counters (a file read, its parsing) is not
+	// charged to the library measured.
+	mallocsIn, mallocsOut uint64
+	devSectors            uint64 // sectors written by the device holding the directory
 }
 
 // meter reads the counters for one directory's device.
@@ -70,15 +74,18 @@ func (m *meter) sectorsWritten() (uint64, error) {
 }
 
 func (m *meter) snap() snapshot {
-	var ru unix.Rusage
-	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	in := ms.Mallocs
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
 	sec, _ := m.sectorsWritten()
+	runtime.ReadMemStats(&ms)
 	return snapshot{
 		at:         time.Now(),
 		cpu:        time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		mallocs:    ms.Mallocs,
+		mallocsIn:  in,
+		mallocsOut: ms.Mallocs,
 		devSectors: sec,
 	}
 }
@@ -98,7 +105,7 @@ func diff(a, b snapshot, ops, payloadBytes int64) usage {
 		u.CPUSecsPerGB = (b.cpu - a.cpu).Seconds() / (float64(payloadBytes) / 1e9)
 	}
 	if ops > 0 {
-		u.AllocsPerOp = float64(b.mallocs-a.mallocs) / float64(ops)
+		u.AllocsPerOp = float64(b.mallocsIn-a.mallocsOut) / float64(ops)
 		u.DevBytesPerOp = float64((b.devSectors-a.devSectors)*512) / float64(ops)
 	}
 	return u
