@@ -103,6 +103,7 @@ func experiments() []*Adapter {
 		ringwalSteadyVariant("ringwal-pwrite-steady-if8", false, "MaxInFlight 8", wal.Options{MaxInFlight: 8}),
 		ringwalSteadyVariant("ringwal-uring-steady-if1", true, "MaxInFlight 1", wal.Options{MaxInFlight: 1}),
 		ringwalSteadyVariant("ringwal-uring-steady-if2", true, "MaxInFlight 2", wal.Options{MaxInFlight: 2}),
+		ringwalSteadyVariant("ringwal-pwrite-steady-r8", false, "RecycleSegments 8", wal.Options{RecycleSegments: 8}),
 	}
 }
 

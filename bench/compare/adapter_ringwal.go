@@ -128,14 +128,14 @@ func ringwalSteadyVariant(name string, uring bool, note string, o wal.Options) *
 	}
 	a := ringwalVariant(name, uring, how, o)
 	a.NoReplay = true // replay reads what the fresh adapter's does
-	open := a.Open
+	open, recycle := a.Open, o.RecycleSegments
 	a.Open = func(dir string, o OpenOptions) (Log, error) {
 		l, err := open(dir, o)
 		if err != nil {
 			return nil, err
 		}
 		w := l.(*ringwalLog).w
-		if err := warmUp(w); err != nil {
+		if err := warmUp(w, recycle); err != nil {
 			return nil, errors.Join(fmt.Errorf("%s: warm-up: %w", name, err), w.Close())
 		}
 		return l, nil
@@ -149,8 +149,11 @@ func ringwalSteadyVariant(name string, uring bool, note string, o wal.Options) *
 const warmUpRecord = 256 << 10
 
 // warmUp appends in large durable batches until the log has rotated into a
-// recycled file, and leaves it with the files it dropped kept for reuse.
-func warmUp(w *wal.WAL) error {
+// recycled file, and leaves it with the files it dropped kept for reuse:
+// it first rotates recycle+1 times (at least 3), so that the files
+// TruncateFront drops fill a pool of recycle (Options.RecycleSegments; 0
+// is the default, 2).
+func warmUp(w *wal.WAL, recycle int) error {
 	rec := make([]byte, warmUpRecord)
 	batch := make([][]byte, 16)
 	for i := range batch {
@@ -167,7 +170,7 @@ func warmUp(w *wal.WAL) error {
 		}
 		return nil
 	}
-	if err := fill(func(s wal.Stats) bool { return s.Rotations >= 3 }); err != nil {
+	if err := fill(func(s wal.Stats) bool { return s.Rotations >= uint64(max(3, recycle+1)) }); err != nil {
 		return err
 	}
 	if err := w.TruncateFront(w.LastLSN()); err != nil {
