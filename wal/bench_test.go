@@ -264,9 +264,9 @@ func BenchmarkFollow(b *testing.B) {
 type nullIO struct{}
 
 func (nullIO) Pwrite(_ int, p []byte, _ int64) (int, error) { return len(p), nil }
-func (nullIO) Fdatasync(int) error                           { return nil }
-func (nullIO) Fsync(int) error                               { return nil }
-func (nullIO) SyncRange(int, int64, int64) error             { return nil }
+func (nullIO) Fdatasync(int) error                          { return nil }
+func (nullIO) Fsync(int) error                              { return nil }
+func (nullIO) SyncRange(int, int64, int64) error            { return nil }
 
 // BenchmarkAppendPath is BenchmarkAppendAsync on the pwrite backend with the
 // disk taken out (writes and syncs return at once): the CPU the log spends
