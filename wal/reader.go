@@ -188,7 +188,7 @@ func (r *Reader) Next() (Record, error) {
 		if r.next > last {
 			return Record{}, io.EOF
 		}
-		rec, err := r.read()
+		err := r.read()
 		if r.w.backN.Load() != seen {
 			// A TruncateBack ran while the record was read: what it
 			// was read from may be gone or replaced. Look again.
@@ -201,20 +201,21 @@ func (r *Reader) Next() (Record, error) {
 			return Record{}, err
 		}
 		r.next++
-		return rec, nil
+		return Record{LSN: r.rec.LSN, Data: r.rec.Payload, Segment: r.seg.name, Offset: r.rec.Offset}, nil
 	}
 }
 
-// read reads the record at r.next. It returns io.EOF when the log no longer
+// read reads the record at r.next into r.rec (Next makes the Record: one
+// copy of it per record, not two). It returns io.EOF when the log no longer
 // reaches r.next (a TruncateBack since Next read the durable end).
-func (r *Reader) read() (Record, error) {
+func (r *Reader) read() error {
 	// Past fresh, the record was made durable after the segment reader
 	// read its window (a reader that caught up with the active segment's
 	// end): open it again rather than let it find a stale end in its
 	// window and classify it, which reads the segment's tail.
 	if r.sr == nil || r.next > r.seg.last() || r.next < r.seg.base() || (r.next > r.fresh && !r.liveWindow()) {
 		if err := r.open(); err != nil {
-			return Record{}, err
+			return err
 		}
 	}
 	rec := &r.rec
@@ -224,7 +225,7 @@ func (r *Reader) read() (Record, error) {
 		// written (the active segment): read again from this position.
 		r.retries++
 		if err := r.open(); err != nil {
-			return Record{}, err
+			return err
 		}
 		err = r.sr.NextInto(rec)
 	}
@@ -236,9 +237,9 @@ func (r *Reader) read() (Record, error) {
 		if errors.Is(err, io.EOF) {
 			err = &segment.CorruptionError{Segment: r.seg.name, LSN: r.next, Reason: "durable record missing"}
 		}
-		return Record{}, fmt.Errorf("wal: read lsn %d: %w", r.next, err)
+		return fmt.Errorf("wal: read lsn %d: %w", r.next, err)
 	}
-	return Record{LSN: rec.LSN, Data: rec.Payload, Segment: r.seg.name, Offset: rec.Offset}, nil
+	return nil
 }
 
 // open positions a segment reader at r.next.
