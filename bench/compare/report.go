@@ -332,7 +332,7 @@ func markdown(meta metaLine, t table, med []Result, as []*Adapter, sizes, writer
 		p("\n")
 
 		p("## Cost per durable append (sync)\n\n")
-		p("CPU seconds per GB of payload (whole process, getrusage: includes the library's own goroutines and io_uring workers), heap allocations per append (runtime.MemStats; the harness loop allocates nothing), device bytes written per append (sectors written of %s over the window: the whole device, so other users' writes land here too; /proc/self/io is useless here, it charges a whole large folio, up to 2 MiB, per dirtied page).\n\n", mc.Device)
+		p("CPU seconds per GB of payload (whole process, getrusage: includes the library's own goroutines and io_uring workers), heap allocations per append (runtime.MemStats, counted from the end of the opening snapshot to the start of the closing one; the harness loop allocates nothing), device bytes written per append (sectors written of %s over the window: the whole device, so other users' writes land here too; /proc/self/io is useless here, it charges a whole large folio, up to 2 MiB, per dirtied page).\n\n", mc.Device)
 		for _, size := range sizes {
 			if size != 1024 && len(sizes) > 1 {
 				continue
