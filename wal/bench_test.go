@@ -150,20 +150,26 @@ func BenchmarkInFlight(b *testing.B) {
 func BenchmarkAppendAsync(b *testing.B) {
 	for _, be := range []Backend{BackendURing, BackendPwrite} {
 		b.Run("backend="+string(be), func(b *testing.B) {
-			w, err := Open(b.TempDir(), Options{Backend: be})
-			require.NoError(b, err)
-			defer w.Close()
-			p := make([]byte, 256)
-			b.SetBytes(int64(len(p)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := w.AppendAsync(p); err != nil {
-					b.Fatal(err)
-				}
-			}
-			require.NoError(b, w.Sync())
+			benchAppendAsync(b, Options{Backend: be}, 256)
 		})
 	}
+}
+
+// benchAppendAsync runs b.N AppendAsync calls of size bytes on a fresh log
+// opened with o, then one Sync.
+func benchAppendAsync(b *testing.B, o Options, size int) {
+	w, err := Open(b.TempDir(), o)
+	require.NoError(b, err)
+	defer w.Close()
+	p := make([]byte, size)
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := w.AppendAsync(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	require.NoError(b, w.Sync())
 }
 
 // BenchmarkOpen opens a log of 80 MiB of 1000-byte records written with
@@ -278,18 +284,7 @@ func BenchmarkAppendPath(b *testing.B) {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
 			o := Options{Backend: BackendPwrite}
 			o.fileIO = nullIO{}
-			w, err := Open(b.TempDir(), o)
-			require.NoError(b, err)
-			defer w.Close()
-			p := make([]byte, size)
-			b.SetBytes(int64(len(p)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := w.AppendAsync(p); err != nil {
-					b.Fatal(err)
-				}
-			}
-			require.NoError(b, w.Sync())
+			benchAppendAsync(b, o, size)
 		})
 	}
 }
