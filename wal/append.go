@@ -529,13 +529,17 @@ func (w *WAL) pumpLocked() {
 			if !w.canSubmitLocked(w.open) {
 				return
 			}
-			// While a chain is in flight, a small open batch waits for it
-			// to complete and grows meanwhile: one sync carrying many
-			// records beats several carrying few. Two exceptions: batches
-			// of at least half a buffer go out at once (bulk traffic
-			// pipelines), and so does a batch that holds its share of the
-			// appenders (pipelineLocked).
-			if w.inflight > 0 && w.tail-w.open.offset < int64(w.opts.BufferSize/2) && !w.pipelineLocked() {
+			// While a chain is in flight, an open batch that somebody
+			// waits for, or a small one, waits for it to complete and
+			// grows meanwhile: one sync carrying many records beats
+			// several carrying few, whatever the records' size (16 KiB
+			// records from 64 appenders made chains of 10 records a half
+			// buffer at a time, where waiting makes 22). Two exceptions:
+			// batches of AppendAsync records go out at once from half a
+			// buffer on (bulk traffic pipelines), and so does a batch that
+			// holds its share of the appenders (pipelineLocked).
+			small := w.tail-w.open.offset < int64(w.opts.BufferSize/2)
+			if w.inflight > 0 && (small || w.open.needSync) && !w.pipelineLocked() {
 				return
 			}
 			w.pending = append(w.pending, w.open)

@@ -177,18 +177,19 @@ func TestFailStop(t *testing.T) {
 	}
 }
 
-// reorderRing holds back the completion of the first chain until later
-// chains completed, like the kernel may.
+// reorderRing holds back the completion of the first chain submitted once
+// it is armed until later chains completed, like the kernel may.
 type reorderRing struct {
 	inner ring.Submitter
 	gate  chan struct{}
+	armed atomic.Bool
 	first atomic.Bool
 	later atomic.Int64
 }
 
 func (r *reorderRing) Submit(ops []ring.Op) (ring.Completion, error) {
 	c, err := r.inner.Submit(ops)
-	if err != nil || !r.first.CompareAndSwap(false, true) {
+	if err != nil || !r.armed.Load() || !r.first.CompareAndSwap(false, true) {
 		if err == nil {
 			done := c.Done() // before the wal has c: it recycles c once completed
 			go func() { <-done; r.later.Add(1) }()
@@ -215,12 +216,22 @@ func TestAcknowledgedInOrderWhenCompletionsReorder(t *testing.T) {
 			}
 		}()
 
+		// A few lone appends first: each chain completes with one
+		// appender waiting, so from then on a batch holding one appender
+		// holds its share and joins a single chain in flight (the cohort
+		// rule, pipelineLocked), the one way chains that appenders wait
+		// for overlap.
+		const warm = 3
+		for i := range warm {
+			_, err := w.Append(payload(uint64(100+i), 100))
+			require.NoError(t, err)
+		}
+		rr.armed.Store(true)
+
 		var returned atomic.Int64
 		done := make(chan uint64, 4)
 		for i := range 4 {
 			go func() {
-				// Half a buffer or more: such batches pipeline (smaller
-				// ones wait for the chain in flight, to grow).
 				lsn, err := w.Append(payload(uint64(i), 5000))
 				assert.NoError(t, err)
 				returned.Add(1)
@@ -232,7 +243,7 @@ func TestAcknowledgedInOrderWhenCompletionsReorder(t *testing.T) {
 			"later chains complete while the first is held")
 		time.Sleep(50 * time.Millisecond)
 		assert.Zero(t, returned.Load(), "no append may return before the chain ahead of it completed")
-		assert.Zero(t, w.LastLSN(), "the durable point cannot pass the held chain")
+		assert.Equal(t, uint64(warm), w.LastLSN(), "the durable point cannot pass the held chain")
 		close(rr.gate)
 		for range 4 {
 			select {
@@ -241,7 +252,7 @@ func TestAcknowledgedInOrderWhenCompletionsReorder(t *testing.T) {
 				t.Fatal("appends did not complete after the held chain did")
 			}
 		}
-		assert.Equal(t, uint64(4), w.LastLSN())
+		assert.Equal(t, uint64(warm+4), w.LastLSN())
 		assert.GreaterOrEqual(t, w.Stats().MaxInFlight, 2, "chains overlapped")
 	})
 }
@@ -282,6 +293,56 @@ func TestCloseDuringAppends(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, p, got)
 		}
+	})
+}
+
+// TestDurableBatchesWait: while a chain is in flight, a batch that
+// appenders wait for waits for it and grows, however large its records;
+// only the cohort rule (half of the waiting appenders, one chain in flight)
+// lets it overlap. 32 appenders of 16 KiB records used to send a chain
+// every half buffer (8 records) with up to MaxInFlight of them in flight.
+// AppendAsync batches still go out from half a buffer on and use the
+// depth.
+func TestDurableBatchesWait(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		const writers, each, size = 32, 12, 16 << 10
+		o := Options{Backend: be}
+		sr := &slowRing{delay: 3 * time.Millisecond, slow: -1, frameSize: segment.FrameSize(size)}
+		o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { sr.inner = s; return sr }
+		w := openT(t, t.TempDir(), o)
+		defer w.Close()
+		var wg sync.WaitGroup
+		for g := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					_, err := w.Append(payload(uint64(g<<16|i), size))
+					if !assert.NoError(t, err) {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		st := w.Stats()
+		sr.mu.Lock()
+		recs := slices.Clone(sr.recs)
+		sr.mu.Unlock()
+		slices.Sort(recs)
+		t.Logf("records per chain (sorted): %v; %v", recs, st)
+		assert.LessOrEqual(t, st.MaxInFlight, 2, "durable batches pipeline two deep, no deeper")
+		assert.GreaterOrEqual(t, recs[len(recs)/2], 12, "median records per chain")
+		assert.Equal(t, uint64(writers*each), w.LastLSN())
+
+		// Bulk: AppendAsync batches of half a buffer go out while others
+		// are in flight.
+		for i := range 200 {
+			_, err := w.AppendAsync(payload(uint64(i), size))
+			require.NoError(t, err)
+		}
+		require.NoError(t, w.Sync())
+		assert.Greater(t, w.Stats().MaxInFlight, 2, "bulk chains use the depth")
 	})
 }
 

@@ -93,13 +93,14 @@ type Options struct {
 	// limit allows; otherwise it reads them with 4 MiB preads.
 	BufferCount int
 	// MaxInFlight is how many batches may be written and synced at once
-	// (default 4). A batch joins chains already in flight only once it holds
-	// half a buffer; smaller ones wait for the chain ahead and grow, because
-	// on the disks measured one sync carrying many records beat several
-	// carrying few (PERFORMANCE.md), with one exception: a batch holding
-	// half of the appenders that wait joins a single chain in flight, so
-	// two cohorts of appenders overlap their fdatasyncs. Bulk traffic uses
-	// the depth.
+	// (default 4). A batch that appenders wait for does not join chains
+	// already in flight, whatever its size: it waits for the chain ahead
+	// and grows, because on the disks measured one sync carrying many
+	// records beat several carrying few (PERFORMANCE.md), with one
+	// exception: a batch holding half of the appenders that wait joins a
+	// single chain in flight, so two cohorts of appenders overlap their
+	// fdatasyncs. Bulk traffic (AppendAsync) uses the depth: its batches
+	// join chains in flight once they hold half a buffer.
 	MaxInFlight int
 	// MaxRecordSize is the largest record accepted (default 16 MiB, at most
 	// segment.MaxRecordSizeLimit). Larger records get ErrRecordTooLarge.

@@ -3,13 +3,13 @@
 // Many goroutines append concurrently. Each record is framed (segment
 // format v1) straight into a registered buffer and given the next LSN. A
 // batch of records is sealed when its buffers are full, as soon as no chain is
-// in flight, once it holds half a buffer while others are in flight, or once
-// it holds half of the waiting appenders while one chain is in flight, and
-// written as one chain: IORING_OP_WRITE_FIXED
-// linked to an fdatasync at the batch's segment offset. Up to MaxInFlight
-// chains are in flight at once. Append returns only once its record is
-// durable: its batch's write and fdatasync succeeded, and so did those of
-// every batch before it.
+// in flight, once it holds half of the waiting appenders while one chain is
+// in flight, or (a batch of AppendAsync records only) once it holds half a
+// buffer while others are in flight, and written as one chain:
+// IORING_OP_WRITE_FIXED linked to an fdatasync at the batch's segment
+// offset. Up to MaxInFlight chains are in flight at once. Append returns
+// only once its record is durable: its batch's write and fdatasync
+// succeeded, and so did those of every batch before it.
 //
 // A batch that holds only AppendAsync records (nobody waits for them) is
 // written without the fdatasync; the next chain that syncs (an Append's, a
