@@ -296,6 +296,33 @@ func TestCloseDuringAppends(t *testing.T) {
 	})
 }
 
+// appendThroughSlowRing opens a log on be whose chains each complete 3 ms
+// late, and has writers goroutines each append (and wait for) each records
+// of size bytes. It returns the open log and the ring, which recorded how
+// many records each chain carried and how many overlapped another.
+func appendThroughSlowRing(t *testing.T, be Backend, writers, each, size int) (*WAL, *slowRing) {
+	t.Helper()
+	o := Options{Backend: be}
+	sr := &slowRing{delay: 3 * time.Millisecond, slow: -1, frameSize: segment.FrameSize(size)}
+	o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { sr.inner = s; return sr }
+	w := openT(t, t.TempDir(), o)
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				_, err := w.Append(payload(uint64(g<<16|i), size))
+				if !assert.NoError(t, err) {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return w, sr
+}
+
 // TestDurableBatchesWait: while a chain is in flight, a batch that
 // appenders wait for waits for it and grows, however large its records;
 // only the cohort rule (half of the waiting appenders, one chain in flight)
@@ -306,25 +333,8 @@ func TestCloseDuringAppends(t *testing.T) {
 func TestDurableBatchesWait(t *testing.T) {
 	backends(t, func(t *testing.T, be Backend) {
 		const writers, each, size = 32, 12, 16 << 10
-		o := Options{Backend: be}
-		sr := &slowRing{delay: 3 * time.Millisecond, slow: -1, frameSize: segment.FrameSize(size)}
-		o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { sr.inner = s; return sr }
-		w := openT(t, t.TempDir(), o)
+		w, sr := appendThroughSlowRing(t, be, writers, each, size)
 		defer w.Close()
-		var wg sync.WaitGroup
-		for g := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range each {
-					_, err := w.Append(payload(uint64(g<<16|i), size))
-					if !assert.NoError(t, err) {
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
 		st := w.Stats()
 		sr.mu.Lock()
 		recs := slices.Clone(sr.recs)
@@ -353,25 +363,8 @@ func TestDurableBatchesWait(t *testing.T) {
 func TestPipelinedCohorts(t *testing.T) {
 	backends(t, func(t *testing.T, be Backend) {
 		const writers, each, size = 16, 60, 100
-		o := Options{Backend: be}
-		sr := &slowRing{delay: 3 * time.Millisecond, slow: -1, frameSize: segment.FrameSize(size)}
-		o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { sr.inner = s; return sr }
-		w := openT(t, t.TempDir(), o)
+		w, sr := appendThroughSlowRing(t, be, writers, each, size)
 		defer w.Close()
-		var wg sync.WaitGroup
-		for g := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range each {
-					_, err := w.Append(payload(uint64(g<<16|i), size))
-					if !assert.NoError(t, err) {
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
 		sr.mu.Lock()
 		defer sr.mu.Unlock()
 		small := 0
