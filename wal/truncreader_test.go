@@ -95,106 +95,104 @@ func TestReaderAcrossTruncateBack(t *testing.T) {
 // for the reader's position, Next returns ErrTruncated, and a new Reader
 // starts over.
 func TestReaderFollowsTruncations(t *testing.T) {
-	for _, be := range []Backend{BackendPwrite, BackendURing} {
-		t.Run(string(be), func(t *testing.T) {
-			w := openT(t, t.TempDir(), Options{Backend: be, SegmentSize: 64 << 10, MaxRecordSize: 16 << 10})
-			defer w.Close()
-			rec := func(lsn uint64, gen int) []byte {
-				p := make([]byte, 200+int(lsn%300))
-				binary.LittleEndian.PutUint64(p, lsn)
-				binary.LittleEndian.PutUint64(p[8:], uint64(gen))
-				return p
-			}
-			var mu sync.Mutex
-			var cuts []uint64 // cuts[g-1]: the lsn of the g-th TruncateBack
-			cutsAfter := func(from, to int) []uint64 {
-				mu.Lock()
-				defer mu.Unlock()
-				return slices.Clone(cuts[from:to])
-			}
-			const appends = 3000
-			done := make(chan error, 1)
-			go func() {
-				rng := rand.New(rand.NewPCG(1, uint64(len(be))))
-				gen := 0
-				for i := 0; i < appends; i++ {
-					if _, err := w.Append(rec(w.LastLSN()+1, gen)); err != nil {
+	backends(t, func(t *testing.T, be Backend) {
+		w := openT(t, t.TempDir(), Options{Backend: be, SegmentSize: 64 << 10, MaxRecordSize: 16 << 10})
+		defer w.Close()
+		rec := func(lsn uint64, gen int) []byte {
+			p := make([]byte, 200+int(lsn%300))
+			binary.LittleEndian.PutUint64(p, lsn)
+			binary.LittleEndian.PutUint64(p[8:], uint64(gen))
+			return p
+		}
+		var mu sync.Mutex
+		var cuts []uint64 // cuts[g-1]: the lsn of the g-th TruncateBack
+		cutsAfter := func(from, to int) []uint64 {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(cuts[from:to])
+		}
+		const appends = 3000
+		done := make(chan error, 1)
+		go func() {
+			rng := rand.New(rand.NewPCG(1, uint64(len(be))))
+			gen := 0
+			for i := 0; i < appends; i++ {
+				if _, err := w.Append(rec(w.LastLSN()+1, gen)); err != nil {
+					done <- err
+					return
+				}
+				if rng.IntN(100) == 0 && w.LastLSN() > 10 {
+					cut := w.LastLSN() - uint64(rng.IntN(int(min(w.LastLSN()-5, 200))))
+					// Published before the truncation: a reader that
+					// sees the new generation's records sees the cut.
+					mu.Lock()
+					cuts = append(cuts, cut)
+					mu.Unlock()
+					if err := w.TruncateBack(cut); err != nil {
 						done <- err
 						return
 					}
-					if rng.IntN(100) == 0 && w.LastLSN() > 10 {
-						cut := w.LastLSN() - uint64(rng.IntN(int(min(w.LastLSN()-5, 200))))
-						// Published before the truncation: a reader that
-						// sees the new generation's records sees the cut.
-						mu.Lock()
-						cuts = append(cuts, cut)
-						mu.Unlock()
-						if err := w.TruncateBack(cut); err != nil {
-							done <- err
-							return
-						}
-						gen++
-					}
+					gen++
 				}
-				done <- nil
-			}()
-			type got struct {
-				lsn uint64
-				gen int
 			}
-			var seen []got
-			readers, truncated, records := 1, 0, 0
-			r, err := w.NewReader(1)
-			require.NoError(t, err)
-			defer func() { r.Close() }()
-			finished := false
-			for !finished || r.next <= w.LastLSN() {
-				if !finished {
-					select {
-					case err := <-done:
-						require.NoError(t, err)
-						finished = true
-					default:
-					}
-				}
-				x, err := r.Next()
-				if errors.Is(err, io.EOF) {
-					time.Sleep(20 * time.Microsecond)
-					continue
-				}
-				if errors.Is(err, ErrTruncated) {
-					truncated++
-					require.NoError(t, r.Close())
-					r, err = w.NewReader(w.FirstLSN())
+			done <- nil
+		}()
+		type got struct {
+			lsn uint64
+			gen int
+		}
+		var seen []got
+		readers, truncated, records := 1, 0, 0
+		r, err := w.NewReader(1)
+		require.NoError(t, err)
+		defer func() { r.Close() }()
+		finished := false
+		for !finished || r.next <= w.LastLSN() {
+			if !finished {
+				select {
+				case err := <-done:
 					require.NoError(t, err)
-					readers++
-					seen = seen[:0]
-					continue
+					finished = true
+				default:
 				}
-				require.NoError(t, err)
-				lsn := binary.LittleEndian.Uint64(x.Data)
-				gen := int(binary.LittleEndian.Uint64(x.Data[8:]))
-				require.Equal(t, x.LSN, lsn, "the record's own lsn")
-				require.Equal(t, rec(lsn, gen), x.Data)
-				if n := len(seen); n > 0 {
-					prev := seen[n-1]
-					require.Equal(t, prev.lsn+1, lsn)
-					require.GreaterOrEqual(t, gen, prev.gen, "lsn %d: generation went back", lsn)
-				}
-				// Every record returned before is still in the log of gen:
-				// no cut between its generation and gen below it.
-				for _, s := range seen {
-					for _, c := range cutsAfter(s.gen, gen) {
-						require.GreaterOrEqual(t, c, s.lsn, "lsn %d (gen %d) returned after lsn %d (gen %d), which a TruncateBack(%d) between dropped", lsn, gen, s.lsn, s.gen, c)
-					}
-				}
-				seen = append(seen, got{lsn, gen})
-				records++
 			}
-			t.Logf("%d records read by %d readers, %d ErrTruncated, %d truncations", records, readers, truncated, len(cuts))
-			assert.Positive(t, len(cuts))
-		})
-	}
+			x, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				time.Sleep(20 * time.Microsecond)
+				continue
+			}
+			if errors.Is(err, ErrTruncated) {
+				truncated++
+				require.NoError(t, r.Close())
+				r, err = w.NewReader(w.FirstLSN())
+				require.NoError(t, err)
+				readers++
+				seen = seen[:0]
+				continue
+			}
+			require.NoError(t, err)
+			lsn := binary.LittleEndian.Uint64(x.Data)
+			gen := int(binary.LittleEndian.Uint64(x.Data[8:]))
+			require.Equal(t, x.LSN, lsn, "the record's own lsn")
+			require.Equal(t, rec(lsn, gen), x.Data)
+			if n := len(seen); n > 0 {
+				prev := seen[n-1]
+				require.Equal(t, prev.lsn+1, lsn)
+				require.GreaterOrEqual(t, gen, prev.gen, "lsn %d: generation went back", lsn)
+			}
+			// Every record returned before is still in the log of gen:
+			// no cut between its generation and gen below it.
+			for _, s := range seen {
+				for _, c := range cutsAfter(s.gen, gen) {
+					require.GreaterOrEqual(t, c, s.lsn, "lsn %d (gen %d) returned after lsn %d (gen %d), which a TruncateBack(%d) between dropped", lsn, gen, s.lsn, s.gen, c)
+				}
+			}
+			seen = append(seen, got{lsn, gen})
+			records++
+		}
+		t.Logf("%d records read by %d readers, %d ErrTruncated, %d truncations", records, readers, truncated, len(cuts))
+		assert.Positive(t, len(cuts))
+	})
 }
 
 // TestReaderAfterManyTruncations: the log remembers its last maxBackCuts
