@@ -1,6 +1,11 @@
 package segment
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/klauspost/crc32"
+)
 
 // Encoder lays frames of one segment into caller-owned buffers, each of which
 // maps to a known range of the segment file: buf[0] is written at the
@@ -11,9 +16,10 @@ import "fmt"
 //
 // An Encoder is not safe for concurrent use.
 type Encoder struct {
-	salt   uint32
-	epoch  uint16
-	maxRec int
+	salt     uint32
+	epoch    uint16
+	maxRec   int
+	deferCRC bool // DeferChecksums: frames are laid with a zero checksum
 
 	buf  []byte // current buffer, written in full length
 	base int64  // segment offset of buf[0]
@@ -39,6 +45,14 @@ func NewEncoder(salt uint32, epoch uint16, maxRecordSize int) *Encoder {
 	}
 	return &Encoder{salt: salt, epoch: epoch, maxRec: min(maxRecordSize, MaxRecordSizeLimit)}
 }
+
+// DeferChecksums makes the encoder lay every later frame with its checksum
+// field zero: the caller fills the checksums in with ChecksumFrames, over
+// the bytes laid, before it writes them. A writer uses it to take the
+// checksum pass off the goroutine that lays frames (which holds the
+// writer's lock) and onto the one that writes them. A frame whose checksum
+// was never filled in never verifies.
+func (e *Encoder) DeferChecksums() { e.deferCRC = true }
 
 // Reset points the encoder at buf, which maps to the segment bytes
 // [segOffset, segOffset+len(buf)), and sets the LSN of the next frame. Any
@@ -75,7 +89,12 @@ func (e *Encoder) Append(payload []byte, durable uint64, flags uint8) (lsn uint6
 	}
 	dst := e.buf[e.n : e.n+size]
 	copy(dst[FrameHeaderSize:], payload)
-	encodeFrameInPlace(dst, e.salt, e.frameHeader(durable, flags))
+	if e.deferCRC {
+		putFrameFields(dst, len(payload), e.frameHeader(durable, flags))
+		binary.LittleEndian.PutUint32(dst[frmCRC:], 0)
+	} else {
+		encodeFrameInPlace(dst, e.salt, e.frameHeader(durable, flags))
+	}
 	return e.advance(size)
 }
 
@@ -96,7 +115,12 @@ func (e *Encoder) AppendSplit(payload []byte, durable uint64, flags uint8) (lsn 
 	if size <= len(e.buf)-e.n {
 		return e.Append(payload, durable, flags)
 	}
-	EncodeFrameHeader(e.pendHdr[:], e.salt, e.frameHeader(durable, flags), payload)
+	if e.deferCRC {
+		putFrameFields(e.pendHdr[:], len(payload), e.frameHeader(durable, flags))
+		binary.LittleEndian.PutUint32(e.pendHdr[frmCRC:], 0)
+	} else {
+		EncodeFrameHeader(e.pendHdr[:], e.salt, e.frameHeader(durable, flags), payload)
+	}
 	e.pendHdrN, e.pendPay = FrameHeaderSize, payload
 	lsn, frameOffset = e.next, e.Offset()
 	e.next++
@@ -171,4 +195,74 @@ func (e *Encoder) layPending() {
 	if len(e.pendPay) == 0 {
 		e.pendPay = nil
 	}
+}
+
+// ChecksumFrames fills in the checksum of every frame in bufs, frames laid
+// by an Encoder after DeferChecksums under the given salt. bufs hold
+// consecutive bytes of a segment, from the start of a frame to the end of
+// a frame; a frame may run from one buffer into the next, as frames laid by
+// AppendSplit and Continue do. It returns an error if the bytes end inside a
+// frame (the frames before it have their checksums). It does not allocate.
+func ChecksumFrames(salt uint32, bufs [][]byte) error {
+	i, off := 0, 0 // the next frame starts at bufs[i][off]
+	for {
+		for i < len(bufs) && off == len(bufs[i]) {
+			i, off = i+1, 0
+		}
+		if i == len(bufs) {
+			return nil
+		}
+		if b := bufs[i][off:]; len(b) >= FrameHeaderSize {
+			if size := FrameHeaderSize + int(binary.LittleEndian.Uint32(b[frmLength:])); size <= len(b) {
+				binary.LittleEndian.PutUint32(b[frmCRC:], crc32.Update(salt, castagnoli, b[frmLength:size]))
+				off += size
+				continue
+			}
+		}
+		var err error
+		if i, off, err = checksumSplitFrame(salt, bufs, i, off); err != nil {
+			return err
+		}
+	}
+}
+
+// checksumSplitFrame is ChecksumFrames for a frame that starts at
+// bufs[i][off] and runs into a later buffer. It returns where the next frame
+// starts.
+func checksumSplitFrame(salt uint32, bufs [][]byte, i, off int) (int, int, error) {
+	startI, start := i, off
+	// Where the checksum's bytes are (buffer, index), then the length's.
+	var at [frmLSN][2]int
+	for k := range at {
+		for i < len(bufs) && off == len(bufs[i]) {
+			i, off = i+1, 0
+		}
+		if i == len(bufs) {
+			return 0, 0, fmt.Errorf("segment: frame header at buffer %d offset %d cut after %d of %d bytes", startI, start, k, FrameHeaderSize)
+		}
+		at[k] = [2]int{i, off}
+		off++
+	}
+	var n uint32
+	for k := frmLSN - 1; k >= frmLength; k-- {
+		n = n<<8 | uint32(bufs[at[k][0]][at[k][1]])
+	}
+	// The checksum covers the header from the length on, then the payload.
+	crc := crc32.Update(salt, castagnoli, bufs[at[frmLength][0]][at[frmLength][1]:at[frmLength][1]+1])
+	i, off = at[frmLength][0], at[frmLength][1]+1
+	for left := FrameHeaderSize - frmLength - 1 + int(n); left > 0; {
+		for i < len(bufs) && off == len(bufs[i]) {
+			i, off = i+1, 0
+		}
+		if i == len(bufs) {
+			return 0, 0, fmt.Errorf("segment: frame at buffer %d offset %d cut %d bytes short", startI, start, left)
+		}
+		c := min(left, len(bufs[i])-off)
+		crc = crc32.Update(crc, castagnoli, bufs[i][off:off+c])
+		left, off = left-c, off+c
+	}
+	for k := range frmLength {
+		bufs[at[k][0]][at[k][1]] = byte(crc >> (8 * k))
+	}
+	return i, off, nil
 }

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"math"
 	"testing"
@@ -156,6 +157,87 @@ func TestEncoderDoesNotAllocate(t *testing.T) {
 		lsn := e.NextLSN()
 		if _, _, err := e.Append(payload, lsn-1, 0); err == ErrBufferFull {
 			e.Reset(buf, DataOffset, lsn)
+		}
+	})
+	assert.Zero(t, allocs)
+}
+
+// TestEncoderDeferredChecksums lays the frames of TestEncoderSplit with
+// their checksums deferred, into buffers of many sizes (so that frames,
+// headers and checksum fields run from one buffer into the next), and
+// checks that the bytes are the same frames once ChecksumFrames filled the
+// checksums in, and not before.
+func TestEncoderDeferredChecksums(t *testing.T) {
+	sizes := []int{0, 1, 23, 24, 300, 5, 1000, 0, 77, 3}
+	for _, bufSize := range []int{1, 2, 3, 5, 7, 24, 25, 27, 100, 4096} {
+		e := NewEncoder(testSalt, 3, 0)
+		e.DeferChecksums()
+		var want []byte
+		bufs := [][]byte{make([]byte, bufSize)}
+		e.Reset(bufs[0], DataOffset, testBaseLSN)
+		for i, n := range sizes {
+			p := payloadFor(uint64(testBaseLSN+i), n, 0)
+			want = AppendFrame(want, testSalt, FrameHeader{LSN: uint64(testBaseLSN + i), Lag: 1, Epoch: 3}, p)
+			_, _, err := e.AppendSplit(p, uint64(testBaseLSN+i-1), 0)
+			require.NoError(t, err)
+			for e.Pending() > 0 {
+				bufs[len(bufs)-1] = e.Bytes()
+				bufs = append(bufs, make([]byte, bufSize))
+				e.Continue(bufs[len(bufs)-1])
+			}
+		}
+		bufs[len(bufs)-1] = e.Bytes()
+		laid := bytes.Join(bufs, nil)
+		require.Len(t, laid, len(want))
+		for off := 0; off < len(want); {
+			n := int(binary.LittleEndian.Uint32(laid[off+frmLength:]))
+			assert.Zero(t, binary.LittleEndian.Uint32(laid[off:]), "buf=%d: checksum laid before ChecksumFrames", bufSize)
+			assert.Equal(t, want[off+frmLength:off+FrameSize(n)], laid[off+frmLength:off+FrameSize(n)], "buf=%d", bufSize)
+			off += FrameSize(n)
+		}
+
+		require.NoError(t, ChecksumFrames(testSalt, bufs))
+		require.Equal(t, want, bytes.Join(bufs, nil), "buf=%d", bufSize)
+	}
+}
+
+// TestChecksumFramesRefusesCutFrames: bytes that end inside a frame's header
+// or payload are reported, with the frames before it filled in.
+func TestChecksumFramesRefusesCutFrames(t *testing.T) {
+	var frames []byte
+	frames = AppendFrame(frames, testSalt, FrameHeader{LSN: 1}, []byte("first"))
+	first := len(frames)
+	frames = AppendFrame(frames, testSalt, FrameHeader{LSN: 2}, []byte("second record"))
+	for _, cut := range []int{first + 1, first + FrameHeaderSize - 1, first + FrameHeaderSize, len(frames) - 1} {
+		for _, split := range []int{0, first, first + 2, cut - 1} {
+			split = min(split, cut)
+			b := bytes.Clone(frames[:cut])
+			clear(b[:4])
+			clear(b[first:min(first+4, cut)])
+			err := ChecksumFrames(testSalt, [][]byte{b[:split], b[split:]})
+			require.Error(t, err, "cut=%d split=%d", cut, split)
+			assert.ErrorContains(t, err, "cut")
+			assert.Equal(t, frames[:4], b[:4], "cut=%d split=%d: the whole frame before it has its checksum", cut, split)
+		}
+	}
+	require.NoError(t, ChecksumFrames(testSalt, nil))
+	require.NoError(t, ChecksumFrames(testSalt, [][]byte{{}, nil}))
+}
+
+func TestChecksumFramesDoesNotAllocate(t *testing.T) {
+	e := NewEncoder(testSalt, 0, 0)
+	e.DeferChecksums()
+	a, b := make([]byte, 1000), make([]byte, 1000)
+	e.Reset(a, DataOffset, 1)
+	for e.Pending() == 0 {
+		_, _, err := e.AppendSplit(make([]byte, 90), e.NextLSN()-1, 0)
+		require.NoError(t, err)
+	}
+	e.Continue(b)
+	bufs := [][]byte{a, e.Bytes()}
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := ChecksumFrames(testSalt, bufs); err != nil {
+			t.Fatal(err)
 		}
 	})
 	assert.Zero(t, allocs)

@@ -49,6 +49,14 @@ type batch struct {
 	comp     ring.Completion
 	submitAt time.Time
 
+	// The frames are laid with their checksums deferred (newEncoder):
+	// checksum fills them in before the chain writes them, on a flusher
+	// goroutine of the pwrite backend (prep, its method value, made once
+	// per pooled batch), inline before submission otherwise.
+	bufs    [][]byte // pieces' bytes, for segment.ChecksumFrames
+	prep    func() error
+	prepErr error // set by checksum before the chain's writes run
+
 	// Completion, guarded by mu: appenders wait on cond until finished.
 	// Whoever sees the batch finished with no waiter left (finish or wait)
 	// puts it back in batchPool, so batches cost no allocation in
@@ -63,8 +71,34 @@ type batch struct {
 var batchPool = sync.Pool{New: func() any {
 	b := &batch{}
 	b.cond.L = &b.mu
+	b.prep = b.checksum
 	return b
 }}
+
+// newEncoder returns the encoder of a segment the log appends to: its
+// frames' checksums are deferred to batch.checksum, off the log's lock.
+func newEncoder(salt uint32, epoch uint16, maxRecordSize int) *segment.Encoder {
+	e := segment.NewEncoder(salt, epoch, maxRecordSize)
+	e.DeferChecksums()
+	return e
+}
+
+// checksum fills in the checksums of b's frames (segment.ChecksumFrames).
+// It runs once per chain, before its writes: nobody lays frames into b
+// once it is sealed. An error means the log laid frames wrong, a bug: the
+// chain is not written and the log fails (prepErr).
+func (b *batch) checksum() error {
+	bufs := b.bufs[:0]
+	for _, p := range b.pieces {
+		bufs = append(bufs, p.buf[:p.n])
+	}
+	b.bufs = bufs
+	if err := segment.ChecksumFrames(b.seg.hdr.Salt, bufs); err != nil {
+		b.prepErr = fmt.Errorf("wal: checksum frames of %s: %w", b, err)
+	}
+	clear(b.bufs)
+	return b.prepErr
+}
 
 // finish records the outcome and wakes the batch's waiters. The caller must
 // not touch b afterwards: its last waiter recycles it.
@@ -120,6 +154,7 @@ func (b *batch) reset() {
 	b.firstLSN, b.lastLSN, b.nrec, b.calls, b.bytes = 0, 0, 0, 0, 0
 	b.header, b.syncDir, b.needSync, b.sync = nil, false, false, false
 	b.ops, b.comp, b.submitAt = b.ops[:0], nil, time.Time{}
+	b.bufs, b.prepErr = b.bufs[:0], nil
 	b.finished, b.waiters, b.err = false, 0, nil
 }
 
@@ -649,7 +684,20 @@ func (w *WAL) submitLocked(b *batch) error {
 	}
 	b.ops = ops
 	b.submitAt = time.Now()
-	c, err := w.submitter.Submit(ops)
+	var (
+		c   ring.Completion
+		err error
+	)
+	if ps, ok := w.submitter.(preparingSubmitter); ok && len(b.pieces) > 0 {
+		c, err = ps.SubmitPrepared(ops, b.prep)
+	} else {
+		if len(b.pieces) > 0 {
+			err = b.checksum()
+		}
+		if err == nil {
+			c, err = w.submitter.Submit(ops)
+		}
+	}
 	if err != nil {
 		for _, p := range b.pieces {
 			if p.fixed {
@@ -817,6 +865,9 @@ func (w *WAL) completer() {
 	for b := range w.submitted {
 		res, rescued := w.awaitChain(b)
 		err := ring.Check(b.ops, res)
+		if b.prepErr != nil {
+			err = b.prepErr // nothing was written
+		}
 		lat := time.Since(b.submitAt)
 		if rescued {
 			w.abandon(b) // still in the kernel: keeps its buffers

@@ -63,6 +63,7 @@ type pwriteSubmitter struct {
 type pwriteJob struct {
 	s    *pwriteSubmitter
 	ops  []ring.Op
+	prep func() error // runs before the ops; an error cancels them all
 	res  []int32
 	wake chan struct{} // one value per use, for wait; never closed
 
@@ -104,7 +105,7 @@ func (j *pwriteJob) finish() {
 
 func (j *pwriteJob) Release() {
 	clear(j.ops)
-	j.ops, j.res = j.ops[:0], j.res[:0]
+	j.ops, j.res, j.prep = j.ops[:0], j.res[:0], nil
 	// Under the lock: finish sends the wake-up under it too, so a caller
 	// that saw Done closed cannot get here before the value is sent.
 	j.mu.Lock()
@@ -133,7 +134,22 @@ func newPwriteSubmitter(io fileIO, workers int) *pwriteSubmitter {
 
 var errSubmitterClosed = errors.New("wal: backend closed")
 
+// preparingSubmitter is a Submitter that can run a step of the caller's
+// before a chain's ops, on the goroutine that runs them: the log fills in
+// the checksums of a batch's frames there, off its lock and in parallel
+// with the appenders laying the next batch.
+type preparingSubmitter interface {
+	SubmitPrepared(ops []ring.Op, prep func() error) (ring.Completion, error)
+}
+
 func (s *pwriteSubmitter) Submit(ops []ring.Op) (ring.Completion, error) {
+	return s.SubmitPrepared(ops, nil)
+}
+
+// SubmitPrepared is Submit with prep run first, on the flusher goroutine
+// that runs the chain: if it fails, every op is cancelled (-ECANCELED) and
+// nothing is written.
+func (s *pwriteSubmitter) SubmitPrepared(ops []ring.Op, prep func() error) (ring.Completion, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -145,7 +161,7 @@ func (s *pwriteSubmitter) Submit(ops []ring.Op) (ring.Completion, error) {
 	} else {
 		j = &pwriteJob{s: s, wake: make(chan struct{}, 1)}
 	}
-	j.ops = append(j.ops[:0], ops...)
+	j.ops, j.prep = append(j.ops[:0], ops...), prep
 	j.res = append(j.res[:0], make([]int32, len(ops))...)
 	s.jobs <- j
 	return j, nil
@@ -159,7 +175,15 @@ func (s *pwriteSubmitter) run() {
 	}
 }
 
-func (s *pwriteSubmitter) exec(j *pwriteJob) { execOps(s.io, j.ops, j.res) }
+func (s *pwriteSubmitter) exec(j *pwriteJob) {
+	if j.prep != nil && j.prep() != nil {
+		for i := range j.res {
+			j.res[i] = -int32(syscall.ECANCELED)
+		}
+		return
+	}
+	execOps(s.io, j.ops, j.res)
+}
 
 // execOps runs a chain with ordinary syscalls, putting each op's result in
 // res as io_uring would report it: the first failed or short op cancels

@@ -1,15 +1,20 @@
 package wal
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ringwal/ringwal/internal/ring"
+	"github.com/ringwal/ringwal/segment"
 )
 
 // TestAppendAllocs counts heap allocations per durable Append, across every
@@ -104,6 +109,90 @@ func TestPwriteJobDone(t *testing.T) {
 	close(gate)
 	c3.(*pwriteJob).wait()
 	<-c3.Done()
+}
+
+// TestSubmitPreparedRunsPrepFirst: the pwrite backend runs a chain's prep
+// on its flusher before the chain's ops (the log fills in checksums there),
+// so the bytes written are the ones prep left; a prep that fails cancels
+// every op and nothing is written.
+func TestSubmitPreparedRunsPrepFirst(t *testing.T) {
+	s := newPwriteSubmitter(nil, 1)
+	defer s.close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	require.NoError(t, err)
+	defer f.Close()
+	fd := int(f.Fd())
+	buf := []byte("before prep")
+	ops := []ring.Op{{Kind: ring.Write, Fd: fd, Buf: buf}, {Kind: ring.Fdatasync, Fd: fd}}
+
+	c, err := s.SubmitPrepared(ops, func() error { copy(buf, "after! prep"); return nil })
+	require.NoError(t, err)
+	<-c.Done()
+	require.NoError(t, ring.Check(ops, c.Results()))
+	got, err := os.ReadFile(f.Name())
+	require.NoError(t, err)
+	assert.Equal(t, "after! prep", string(got))
+	c.(ring.Releaser).Release()
+
+	ops[0].Offset = 100
+	c, err = s.SubmitPrepared(ops, func() error { return errors.New("frames laid wrong") })
+	require.NoError(t, err)
+	<-c.Done()
+	for i, r := range c.Results() {
+		assert.Equal(t, -int32(syscall.ECANCELED), r, "op %d", i)
+	}
+	require.Error(t, ring.Check(ops, c.Results()))
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(buf)), fi.Size(), "a failed prep writes nothing")
+	c.(ring.Releaser).Release()
+
+	// A released job does not run the previous use's prep again.
+	c, err = s.Submit(ops[1:])
+	require.NoError(t, err)
+	<-c.Done()
+	require.NoError(t, ring.Check(ops[1:], c.Results()))
+}
+
+// TestBatchChecksumReportsBadFrames: batch.checksum fills in the checksums
+// of frames laid across a batch's pieces, and reports frames cut short (a
+// bug in laying them) naming the batch, so that the log fails instead of
+// writing them.
+func TestBatchChecksumReportsBadFrames(t *testing.T) {
+	seg := &segFile{name: "00000000000000000001.seg"}
+	seg.hdr.Salt = 0x5eed
+	e := newEncoder(seg.hdr.Salt, 0, 0)
+	a, b := make([]byte, 100), make([]byte, 100)
+	e.Reset(a, segment.DataOffset, 1)
+	for e.Pending() == 0 {
+		_, _, err := e.AppendSplit([]byte("a record of some length"), e.NextLSN()-1, 0)
+		require.NoError(t, err)
+	}
+	e.Continue(b)
+	bt := &batch{seg: seg, offset: segment.DataOffset, firstLSN: 1, lastLSN: e.NextLSN() - 1}
+	bt.pieces = []piece{{buf: a, n: len(a)}, {buf: b, n: e.Len()}}
+	require.NoError(t, bt.checksum())
+	data := append(make([]byte, segment.DataOffset), append(a, b[:e.Len()]...)...)
+	hdr := segment.Header{Seq: 1, BaseLSN: 1, Size: int64(len(data)), Salt: seg.hdr.Salt}
+	hdr.MarshalTo(data)
+	r, err := segment.NewReader(bytes.NewReader(data), int64(len(data)), segment.ReaderOptions{})
+	require.NoError(t, err)
+	n := 0
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err, "frames checksummed by the batch verify")
+		n++
+	}
+	assert.Equal(t, int(e.NextLSN()-1), n)
+
+	bt.pieces[1].n-- // the last frame cut short
+	err = bt.checksum()
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "checksum frames of segment 00000000000000000001.seg")
+	assert.Equal(t, err, bt.prepErr)
 }
 
 // gateIO holds every fdatasync until gate is closed.

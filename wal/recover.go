@@ -152,7 +152,7 @@ func (w *WAL) recover() error {
 	if len(w.active.index) > 0 || w.active.maxEpoch > 0 {
 		epoch = min(w.active.maxEpoch, maxEpoch-1) + 1
 	}
-	w.enc = segment.NewEncoder(w.active.hdr.Salt, epoch, w.opts.MaxRecordSize)
+	w.enc = newEncoder(w.active.hdr.Salt, epoch, w.opts.MaxRecordSize)
 	return nil
 }
 

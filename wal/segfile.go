@@ -293,7 +293,7 @@ func (w *WAL) rotateLocked() error {
 	w.segs = append(w.segs, s)
 	w.active = s
 	w.nextSeq++
-	w.enc = segment.NewEncoder(h.Salt, 0, w.opts.MaxRecordSize)
+	w.enc = newEncoder(h.Salt, 0, w.opts.MaxRecordSize)
 	w.tail = segment.DataOffset
 	w.prepKicked = false
 	w.markSegStartLocked()

@@ -181,7 +181,7 @@ func (w *WAL) TruncateBack(lsn uint64) error {
 	w.writtenTo, w.syncedTo, w.wantSync, w.unsyncedSeg = lsn, lsn, lsn, nil
 	w.tail = end
 	w.markSegStartLocked()
-	w.enc = segment.NewEncoder(s.hdr.Salt, min(s.maxEpoch, maxEpoch-1)+1, w.opts.MaxRecordSize)
+	w.enc = newEncoder(s.hdr.Salt, min(s.maxEpoch, maxEpoch-1)+1, w.opts.MaxRecordSize)
 	w.log.Info("wal truncated back", "lsn", lsn, "segment", s.name)
 	return nil
 }
