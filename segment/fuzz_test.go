@@ -266,3 +266,52 @@ func FuzzFileName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDeferredChecksums lays records of fuzzed sizes into buffers of a
+// fuzzed size with the checksums deferred, fills them in with
+// ChecksumFrames over the buffers as laid (frames, headers and checksum
+// fields split anywhere), and requires the very bytes an encoder that
+// checksums as it lays produces.
+func FuzzDeferredChecksums(f *testing.F) {
+	f.Add(uint16(7), []byte{0, 1, 23, 24, 200, 5})
+	f.Add(uint16(1), []byte{3, 0, 0, 255})
+	f.Add(uint16(4096), []byte{100, 200, 50})
+	f.Fuzz(func(t *testing.T, bufSize uint16, sizes []byte) {
+		if bufSize == 0 || len(sizes) > 64 {
+			return
+		}
+		var want []byte
+		direct := NewEncoder(testSalt, 1, 0)
+		deferred := NewEncoder(testSalt, 1, 0)
+		deferred.DeferChecksums()
+		bufs := [][]byte{make([]byte, bufSize)}
+		deferred.Reset(bufs[0], DataOffset, testBaseLSN)
+		for i, s := range sizes {
+			n := int(s) * 3 // up to 765 bytes: many buffers per frame when they are small
+			lsn := uint64(testBaseLSN + i)
+			p := payloadFor(lsn, n, 0)
+			flags := uint8(i % 2)
+			one := make([]byte, FrameSize(n))
+			direct.Reset(one, DataOffset, lsn)
+			if _, _, err := direct.Append(p, lsn-1, flags); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, one...)
+			if _, _, err := deferred.AppendSplit(p, lsn-1, flags); err != nil {
+				t.Fatal(err)
+			}
+			for deferred.Pending() > 0 {
+				bufs[len(bufs)-1] = deferred.Bytes()
+				bufs = append(bufs, make([]byte, bufSize))
+				deferred.Continue(bufs[len(bufs)-1])
+			}
+		}
+		bufs[len(bufs)-1] = deferred.Bytes()
+		if err := ChecksumFrames(testSalt, bufs); err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Join(bufs, nil); !bytes.Equal(got, want) {
+			t.Fatalf("buffers of %d bytes, sizes %v: deferred checksums differ from direct ones", bufSize, sizes)
+		}
+	})
+}
