@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ringwal/ringwal/internal/ring"
@@ -688,9 +689,13 @@ func (w *WAL) submitLocked(b *batch) error {
 		c   ring.Completion
 		err error
 	)
-	if ps, ok := w.submitter.(preparingSubmitter); ok && len(b.pieces) > 0 {
+	fed := w.feed != nil && !b.sync && len(b.pieces) > 0
+	switch ps, ok := w.submitter.(preparingSubmitter); {
+	case fed:
+		// The feeder checksums and submits it (see feeder).
+	case ok && len(b.pieces) > 0:
 		c, err = ps.SubmitPrepared(ops, b.prep)
-	} else {
+	default:
 		if len(b.pieces) > 0 {
 			err = b.checksum()
 		}
@@ -717,9 +722,59 @@ func (w *WAL) submitLocked(b *batch) error {
 	w.infSeg = b.seg
 	w.infHdr = b.header != nil
 	w.stats.noteInFlight(w.inflight)
-	w.submitted <- b
+	if fed {
+		w.feed <- b // room for it: at most MaxInFlight chains in flight
+	} else {
+		w.submitted <- b
+	}
 	return nil
 }
+
+// feeder fills in the checksums of io_uring chains that only write
+// (AppendAsync batches) and submits them, off the log's lock and beside the
+// appenders, then passes them to the completer in the order it got them. A
+// chain that syncs is submitted under the lock as before: none is while a
+// write-only chain is in flight (canSubmitLocked), so the completer still
+// sees every chain in submission order. A chain the feeder cannot submit
+// reaches the completer with its error (prepErr) and fails the log.
+func (w *WAL) feeder() {
+	defer close(w.feedDone)
+	for b := range w.feed {
+		err := b.checksum()
+		if err == nil {
+			var c ring.Completion
+			if c, err = w.submitter.Submit(b.ops); err == nil {
+				b.comp = c
+			} else {
+				b.prepErr = fmt.Errorf("submit %s: %w", b, err)
+			}
+		}
+		if err != nil {
+			b.comp = notSubmitted(len(b.ops))
+		}
+		b.submitAt = time.Now()
+		w.submitted <- b
+	}
+}
+
+// notSubmitted is the completion of a chain that never reached the kernel:
+// done, every op cancelled.
+func notSubmitted(n int) ring.Completion {
+	c := &failedChain{done: make(chan struct{}), res: make([]int32, n)}
+	for i := range c.res {
+		c.res[i] = -int32(syscall.ECANCELED)
+	}
+	close(c.done)
+	return c
+}
+
+type failedChain struct {
+	done chan struct{}
+	res  []int32
+}
+
+func (c *failedChain) Done() <-chan struct{} { return c.done }
+func (c *failedChain) Results() []int32      { return c.res }
 
 // kickAfter is how long a chain may be in flight before the completer kicks
 // the ring (see awaitChain).

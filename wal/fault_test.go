@@ -1,7 +1,9 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -387,4 +389,89 @@ func TestPipelinedCohorts(t *testing.T) {
 		assert.Less(t, small, len(sr.recs)/3, "batches are not split into chains of a record or two")
 		assert.Equal(t, uint64(writers*each), w.LastLSN())
 	})
+}
+
+// feedRing counts the chains that only write (they end in the writeback
+// hint) and those of them not submitted from the feeder goroutine, and
+// fails the submission of write-only chains once failWrites is set.
+type feedRing struct {
+	inner ring.Submitter
+
+	mu         sync.Mutex
+	writeOnly  int // write-only chains submitted
+	elsewhere  int // of those, submitted by another goroutine than the feeder
+	failWrites bool
+}
+
+func (f *feedRing) Submit(ops []ring.Op) (ring.Completion, error) {
+	if n := len(ops); n > 0 && ops[n-1].Kind == ring.SyncRange {
+		stack := make([]byte, 64<<10)
+		stack = stack[:runtime.Stack(stack, false)]
+		f.mu.Lock()
+		f.writeOnly++
+		if !bytes.Contains(stack, []byte("wal.(*WAL).feeder(")) {
+			f.elsewhere++
+		}
+		fail := f.failWrites
+		f.mu.Unlock()
+		if fail {
+			return nil, syscall.EAGAIN
+		}
+	}
+	return f.inner.Submit(ops)
+}
+
+// TestFeederSubmitsWriteOnlyChains: on io_uring, chains of AppendAsync
+// records are checksummed and submitted by the feeder goroutine, not by an
+// appender holding the log's lock, and read back whole. A write-only chain
+// the feeder cannot submit fails the log: Sync reports it, later appends
+// are refused, and every record made durable before stays readable.
+func TestFeederSubmitsWriteOnlyChains(t *testing.T) {
+	dir := t.TempDir()
+	o := smallOpts(BackendURing)
+	fr := &feedRing{}
+	o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { fr.inner = s; return fr }
+	w := openT(t, dir, o)
+	var want [][]byte
+	for i := range 400 {
+		p := bytes.Repeat([]byte{byte(i)}, 100+i%900)
+		want = append(want, p)
+		_, err := w.AppendAsync(p)
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Sync())
+	fr.mu.Lock()
+	require.Positive(t, fr.writeOnly, "AppendAsync batches made write-only chains")
+	assert.Zero(t, fr.elsewhere, "write-only chains submitted by an appender, under the log's lock")
+	fr.failWrites = true
+	fr.mu.Unlock()
+	durable := w.LastLSN()
+	require.Equal(t, uint64(len(want)), durable)
+
+	// Enough for write-only chains while nothing waits for them.
+	var err error
+	for i := 0; i < 4000 && err == nil; i++ {
+		_, err = w.AppendAsync(bytes.Repeat([]byte{0xee}, 500))
+	}
+	if err == nil {
+		err = w.Sync()
+	}
+	require.ErrorIs(t, err, ErrFailed)
+	assert.ErrorIs(t, err, syscall.EAGAIN)
+	_, err = w.Append([]byte("after"))
+	require.ErrorIs(t, err, ErrFailed)
+	assert.Equal(t, durable, w.LastLSN(), "nothing became durable past the failure")
+	require.NoError(t, w.Close())
+
+	o.wrapSubmitter = nil
+	w = openT(t, dir, o)
+	defer w.Close()
+	r, err := w.NewReader(1)
+	require.NoError(t, err)
+	defer r.Close()
+	for i, p := range want {
+		rec, err := r.Next()
+		require.NoError(t, err, "record %d", i+1)
+		require.Equal(t, p, rec.Data, "record %d", i+1)
+	}
 }

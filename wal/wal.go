@@ -154,6 +154,8 @@ type WAL struct {
 	segOff0        int64         // tail then: the active segment's fill rate is measured from here
 
 	submitted chan *batch // FIFO of submitted chains, read by the completer
+	feed      chan *batch // io_uring: write-only chains for the feeder
+	feedDone  chan struct{}
 	kickTimer *time.Timer // the completer's (awaitChain)
 	compDone  chan struct{}
 
@@ -219,6 +221,11 @@ func Open(dir string, opts Options) (*WAL, error) {
 	w.compDone = make(chan struct{})
 	w.giveUp = make(chan struct{})
 	w.abandonedOn = map[*segFile]int{}
+	if w.ring != nil {
+		w.feed = make(chan *batch, o.MaxInFlight)
+		w.feedDone = make(chan struct{})
+		go w.feeder()
+	}
 	go w.completer()
 	ok = true
 	w.log.Info("wal opened", "dir", dir, "backend", w.backend, "first_lsn", w.FirstLSN(), "last_lsn", w.LastLSN(), "segments", len(w.segs))
@@ -313,6 +320,10 @@ func (w *WAL) Close() error {
 	w.drainLocked()
 	w.mu.Unlock()
 
+	if w.feed != nil {
+		close(w.feed) // idle: every chain completed
+		<-w.feedDone
+	}
 	close(w.submitted)
 	<-w.compDone
 	w.prep.stop()
