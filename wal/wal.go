@@ -1,7 +1,11 @@
 // Package wal is a durable, append-only log with group commit.
 //
 // Many goroutines append concurrently. Each record is framed (segment
-// format v1) straight into a registered buffer and given the next LSN. A
+// format v1) straight into a registered buffer and given the next LSN; the
+// frames' checksums are filled in once the batch is sealed, off the log's
+// lock where a goroutine other than the appenders writes the batch (the
+// pwrite flushers; on io_uring, a feeder for chains of AppendAsync
+// records), before its bytes are written. A
 // batch of records is sealed when its buffers are full, as soon as no chain is
 // in flight, once it holds half of the waiting appenders while one chain is
 // in flight, or (a batch of AppendAsync records only) once it holds half a
