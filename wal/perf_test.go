@@ -59,15 +59,22 @@ func TestAppendAllocs(t *testing.T) {
 	}
 }
 
+// pwriteSubmitterOnFile returns a pwrite backend with one flusher and a
+// new empty file, both closed when the test ends.
+func pwriteSubmitterOnFile(t *testing.T) (*pwriteSubmitter, *os.File) {
+	s := newPwriteSubmitter(nil, 1)
+	t.Cleanup(s.close)
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return s, f
+}
+
 // TestPwriteJobDone: a job's Done channel, asked for before or after the
 // chain completed, is closed once it completed; a recycled job starts open
 // again, and the completer's wait consumes exactly one completion per use.
 func TestPwriteJobDone(t *testing.T) {
-	s := newPwriteSubmitter(nil, 1)
-	defer s.close()
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	require.NoError(t, err)
-	defer f.Close()
+	s, f := pwriteSubmitterOnFile(t)
 	fd := int(f.Fd())
 	ops := []ring.Op{{Kind: ring.Fdatasync, Fd: fd}}
 
@@ -116,11 +123,7 @@ func TestPwriteJobDone(t *testing.T) {
 // so the bytes written are the ones prep left; a prep that fails cancels
 // every op and nothing is written.
 func TestSubmitPreparedRunsPrepFirst(t *testing.T) {
-	s := newPwriteSubmitter(nil, 1)
-	defer s.close()
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	require.NoError(t, err)
-	defer f.Close()
+	s, f := pwriteSubmitterOnFile(t)
 	fd := int(f.Fd())
 	buf := []byte("before prep")
 	ops := []ring.Op{{Kind: ring.Write, Fd: fd, Buf: buf}, {Kind: ring.Fdatasync, Fd: fd}}
