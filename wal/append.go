@@ -53,7 +53,8 @@ type batch struct {
 	// The frames are laid with their checksums deferred (newEncoder):
 	// checksum fills them in before the chain writes them, on a flusher
 	// goroutine of the pwrite backend (prep, its method value, made once
-	// per pooled batch), inline before submission otherwise.
+	// per pooled batch), on the io_uring feeder for chains that only
+	// write, inline before submission otherwise.
 	bufs    [][]byte // pieces' bytes, for segment.ChecksumFrames
 	prep    func() error
 	prepErr error // set by checksum before the chain's writes run
