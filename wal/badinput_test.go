@@ -214,9 +214,7 @@ var badInputCases = []struct {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for g := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := 0; ; i++ {
 					p := payload(uint64(1000+g<<16|i), 10+i%2000)
 					var lsn uint64
@@ -237,7 +235,7 @@ var badInputCases = []struct {
 					}
 					mu.Unlock()
 				}
-			}()
+			})
 		}
 		time.Sleep(30 * time.Millisecond)
 		require.NoError(t, w.Close())
@@ -518,9 +516,7 @@ func concurrentTruncation(t *testing.T, be Backend) int {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for g := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(g), 11))
 			for seq := uint64(0); !stop.Load(); seq++ {
 				p := tpMake(uint32(g), seq, 1, 0, tpHeader+rng.IntN(1200))
@@ -534,7 +530,7 @@ func concurrentTruncation(t *testing.T, be Backend) int {
 				acks = append(acks, ackEv{lsn, crcOf(p), start, end})
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	tries := 0
 	rng := rand.New(rand.NewPCG(1, 2))

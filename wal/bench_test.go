@@ -49,16 +49,14 @@ func benchWriters(b *testing.B, o Options, size, writers int) {
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for g := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := g; i < b.N; i += writers {
 				if _, err := w.Append(p); err != nil {
 					b.Error(err)
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	b.StopTimer()

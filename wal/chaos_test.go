@@ -268,9 +268,7 @@ func TestChaosRing(t *testing.T) {
 			for g := range 8 {
 				grng := rand.New(rand.NewPCG(rng.Uint64(), uint64(g)))
 				writer := uint32(round+1)*16 + uint32(g)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					var seq uint64
 					for seq < 120 {
 						recs := unitShape{maxBatch: 3, body: 1500, bigEvery: 25, bigMin: 9 << 10, bigSpan: 5 << 10}.next(grng, writer, seq)
@@ -289,7 +287,7 @@ func TestChaosRing(t *testing.T) {
 						mu.Unlock()
 						seq += uint64(n)
 					}
-				}()
+				})
 			}
 			wg.Wait()
 

@@ -128,9 +128,7 @@ func TestFullDisk(t *testing.T) {
 			for g := range 4 {
 				grng := rand.New(rand.NewPCG(rng.Uint64(), uint64(g)))
 				writer := uint32(cycle+1)*16 + uint32(g)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					var seq uint64
 					for {
 						recs := unitShape{maxBatch: 3, body: 2000, bigEvery: 30, bigMin: 17 << 10, bigSpan: 8 << 10}.next(grng, writer, seq)
@@ -154,7 +152,7 @@ func TestFullDisk(t *testing.T) {
 						default:
 						}
 					}
-				}()
+				})
 			}
 			// Fill the disk at a random moment: during appends, during the
 			// preparation of the next segment, or between rotations.

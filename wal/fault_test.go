@@ -123,9 +123,7 @@ func TestFailStop(t *testing.T) {
 				var firstErr error
 				var wg sync.WaitGroup
 				for g := range 4 {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
+					wg.Go(func() {
 						for i := range 40 {
 							p := payload(uint64(g<<16|i), 300)
 							lsn, err := w.Append(p)
@@ -141,7 +139,7 @@ func TestFailStop(t *testing.T) {
 								return
 							}
 						}
-					}()
+					})
 				}
 				wg.Wait()
 				require.Error(t, firstErr, "the fault must surface")
@@ -268,9 +266,7 @@ func TestCloseDuringAppends(t *testing.T) {
 		acked := map[uint64][]byte{}
 		var wg sync.WaitGroup
 		for g := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := 0; ; i++ {
 					p := payload(uint64(g<<16|i), 500)
 					lsn, err := w.Append(p)
@@ -282,7 +278,7 @@ func TestCloseDuringAppends(t *testing.T) {
 					acked[lsn] = p
 					mu.Unlock()
 				}
-			}()
+			})
 		}
 		time.Sleep(100 * time.Millisecond)
 		require.NoError(t, w.Close())
@@ -310,16 +306,14 @@ func appendThroughSlowRing(t *testing.T, be Backend, writers, each, size int) (*
 	w := openT(t, t.TempDir(), o)
 	var wg sync.WaitGroup
 	for g := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range each {
 				_, err := w.Append(payload(uint64(g<<16|i), size))
 				if !assert.NoError(t, err) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return w, sr

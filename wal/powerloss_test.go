@@ -409,9 +409,7 @@ func powerWorkload(t *testing.T, rng *rand.Rand, dir string, fs *crashFS, m *log
 			mu.Lock()
 			m.asyncRun[writer] = run
 			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				var seq uint64
 				for !stop.Load() {
 					recs := make([][]byte, 1+grng.IntN(run))
@@ -441,12 +439,10 @@ func powerWorkload(t *testing.T, rng *rand.Rand, dir string, fs *crashFS, m *log
 					mu.Unlock()
 					seq += uint64(len(recs))
 				}
-			}()
+			})
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var seq uint64
 			for !stop.Load() {
 				if grng.IntN(40) == 0 {
@@ -481,7 +477,7 @@ func powerWorkload(t *testing.T, rng *rand.Rand, dir string, fs *crashFS, m *log
 				mu.Unlock()
 				seq += uint64(n)
 			}
-		}()
+		})
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

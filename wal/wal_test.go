@@ -96,9 +96,7 @@ func TestAppendReadReopen(t *testing.T) {
 		got := map[uint64][]byte{}
 		var wg sync.WaitGroup
 		for g := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := range each {
 					p := payload(uint64(g*1000+i), 10+(g*7+i*13)%3000)
 					lsn, err := w.Append(p)
@@ -112,7 +110,7 @@ func TestAppendReadReopen(t *testing.T) {
 					got[lsn] = p
 					mu.Unlock()
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		require.Len(t, got, writers*each)
@@ -158,9 +156,7 @@ func TestRotationUnder64Appenders(t *testing.T) {
 		var mu sync.Mutex
 		acked := map[uint64][]byte{}
 		for g := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := range each {
 					p := payload(uint64(g<<16|i), 200+(g*31+i)%900)
 					lsn, err := w.Append(p)
@@ -171,7 +167,7 @@ func TestRotationUnder64Appenders(t *testing.T) {
 					acked[lsn] = p
 					mu.Unlock()
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		st := w.Stats()
@@ -726,9 +722,7 @@ func TestAppendAsyncAndSync(t *testing.T) {
 		// Async records and waiting appenders mix.
 		var wg sync.WaitGroup
 		for g := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := range 200 {
 					var err error
 					if (g+i)%2 == 0 {
@@ -738,7 +732,7 @@ func TestAppendAsyncAndSync(t *testing.T) {
 					}
 					assert.NoError(t, err)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		require.NoError(t, w.Sync())
@@ -857,9 +851,7 @@ func TestAsyncChainsWithoutSync(t *testing.T) {
 		var wg sync.WaitGroup
 		var total atomic.Int64
 		for g := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := range 400 {
 					p := payload(uint64(g*1000+i), 100+(g*131+i*17)%3000)
 					var err error
@@ -878,7 +870,7 @@ func TestAsyncChainsWithoutSync(t *testing.T) {
 					}
 					total.Add(1)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		st := w.Stats()
@@ -997,9 +989,7 @@ func TestLazySealedSegments(t *testing.T) {
 		var wg sync.WaitGroup
 		var stop atomic.Bool
 		for g := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				rng := rand.New(rand.NewPCG(uint64(g), 7))
 				for !stop.Load() {
 					lsn := 1 + uint64(rng.IntN(n))
@@ -1012,15 +1002,13 @@ func TestLazySealedSegments(t *testing.T) {
 					}
 					assert.Equal(t, payload(lsn, 300), data)
 				}
-			}()
+			})
 		}
 		// A reader starting inside a sealed segment, made before any
 		// TruncateFront can run.
 		r, err := w.NewReader(37)
 		require.NoError(t, err)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer r.Close()
 			for lsn := uint64(37); lsn <= n; lsn++ {
 				rec, err := r.Next()
@@ -1032,7 +1020,7 @@ func TestLazySealedSegments(t *testing.T) {
 				}
 				assert.Equal(t, payload(lsn, 300), rec.Data)
 			}
-		}()
+		})
 		for i := range 50 {
 			_, err := w.Append(payload(uint64(n+1+i), 300))
 			require.NoError(t, err)
