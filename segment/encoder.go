@@ -214,7 +214,7 @@ func ChecksumFrames(salt uint32, bufs [][]byte) error {
 		}
 		if b := bufs[i][off:]; len(b) >= FrameHeaderSize {
 			if size := FrameHeaderSize + int(binary.LittleEndian.Uint32(b[frmLength:])); size <= len(b) {
-				binary.LittleEndian.PutUint32(b[frmCRC:], crc32.Update(salt, castagnoli, b[frmLength:size]))
+				checksumFrameInPlace(b[:size], salt)
 				off += size
 				continue
 			}

@@ -289,6 +289,12 @@ func putFrameFields(dst []byte, n int, h FrameHeader) {
 // computes from the header fields and the payload apart.
 func encodeFrameInPlace(dst []byte, salt uint32, h FrameHeader) {
 	putFrameFields(dst, len(dst)-FrameHeaderSize, h)
+	checksumFrameInPlace(dst, salt)
+}
+
+// checksumFrameInPlace stores the checksum of the whole frame dst, header
+// fields already written, in its header.
+func checksumFrameInPlace(dst []byte, salt uint32) {
 	binary.LittleEndian.PutUint32(dst[frmCRC:], crc32.Update(salt, castagnoli, dst[frmLength:]))
 }
 
