@@ -138,12 +138,13 @@ type Options struct {
 	Logger *slog.Logger
 
 	// Test hooks.
-	wrapSubmitter func(ring.Submitter) ring.Submitter // wraps the backend
-	fileIO        fileIO                              // pwrite backend's syscalls (and rescues')
-	newReadRing   func() (*readRing, error)           // replay's ring (tests make it fail)
-	newColdRing   func() (*readRing, error)           // the cold-replay ring (tests make it fail)
-	refuseMap     error                               // replay's mappings fail with it
-	rescueAfter   time.Duration                       // 0: rescueAfter
+	wrapSubmitter func(ring.Submitter) ring.Submitter        // wraps the backend
+	fileIO        fileIO                                     // pwrite backend's syscalls (and rescues')
+	newReadRing   func() (*readRing, error)                  // replay's ring (tests make it fail)
+	newColdRing   func() (*readRing, error)                  // the cold-replay ring (tests make it fail)
+	refuseMap     error                                      // replay's mappings fail with it
+	cacheProbe    func(fd int, off, n int64) (float64, bool) // replay's page-cache probe (default fsys.Cached)
+	rescueAfter   time.Duration                              // 0: rescueAfter
 }
 
 // Defaults.

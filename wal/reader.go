@@ -306,7 +306,11 @@ func (r *Reader) open() error {
 	}
 	if switched {
 		// Where the kernel cannot tell (before Linux 6.5): cold.
-		frac, known := fsys.Cached(int(r.f.Fd()), off, end-off)
+		probe := fsys.Cached
+		if w.opts.cacheProbe != nil {
+			probe = w.opts.cacheProbe
+		}
+		frac, known := probe(int(r.f.Fd()), off, end-off)
 		r.cold = !known || frac < cachedEnough
 	}
 	opts := segment.ReaderOptions{
