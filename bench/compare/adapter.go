@@ -86,8 +86,9 @@ func adapters() []*Adapter {
 	}
 }
 
-// experiments are ringwal with non-default Options, run only when named in
-// -adapters: they show what the existing knobs give, without touching wal/.
+// experiments are ringwal with non-default Options, and raw-pad, run only
+// when named in -adapters: they show what the existing knobs give, without
+// touching wal/, and what page-aligned flushes would give the baseline.
 func experiments() []*Adapter {
 	return []*Adapter{
 		ringwalVariant("ringwal-uring-if1", true, "MaxInFlight 1", wal.Options{MaxInFlight: 1}),
@@ -104,6 +105,7 @@ func experiments() []*Adapter {
 		ringwalSteadyVariant("ringwal-uring-steady-if1", true, "MaxInFlight 1", wal.Options{MaxInFlight: 1}),
 		ringwalSteadyVariant("ringwal-uring-steady-if2", true, "MaxInFlight 2", wal.Options{MaxInFlight: 2}),
 		ringwalSteadyVariant("ringwal-pwrite-steady-r8", false, "RecycleSegments 8", wal.Options{RecycleSegments: 8}),
+		rawPadAdapter(),
 	}
 }
 

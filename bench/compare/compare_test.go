@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/xml"
 	"errors"
@@ -282,5 +283,43 @@ func TestReport(t *testing.T) {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q", want)
 		}
+	}
+}
+
+// TestRawPadFlushesEndOnPages: raw-pad's flushes each end on a 4 KiB
+// boundary, so sequential durable appends (one flush each) put every frame
+// at the start of a page of its own, with zeros after it; it refuses bulk
+// loads, whose replay would stop at its padding.
+func TestRawPadFlushesEndOnPages(t *testing.T) {
+	dir := t.TempDir()
+	l, err := rawPadAdapter().Open(dir, OpenOptions{Mode: ModeSync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 1000)
+	for i := range 10 {
+		p[0] = byte(i + 1)
+		if err := l.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, rawFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		page := b[i*rawPage : (i+1)*rawPage]
+		if got := string(rawFrame(nil, page[rawFrameHeader:rawFrameHeader+1000])); got != string(page[:rawFrameHeader+1000]) || page[rawFrameHeader] != byte(i+1) {
+			t.Fatalf("page %d does not start with record %d", i, i+1)
+		}
+		if n := bytes.Count(page[rawFrameHeader+1000:], []byte{0}); n != rawPage-rawFrameHeader-1000 {
+			t.Fatalf("page %d: %d non-zero bytes after its frame", i, rawPage-rawFrameHeader-1000-n)
+		}
+	}
+	if _, err := rawPadAdapter().Open(t.TempDir(), OpenOptions{Mode: ModeBulk}); err == nil {
+		t.Fatal("raw-pad opened for a bulk load")
 	}
 }
