@@ -82,7 +82,7 @@ func TestRepairRefusesUnsupportedVersion(t *testing.T) {
 	_, err := Repair(context.Background(), dir, RepairOptions{})
 	var ie *InputError
 	require.ErrorAs(t, err, &ie)
-	assert.Contains(t, err.Error(), "unsupported format version 2")
+	assert.Contains(t, err.Error(), "unsupported format version 3")
 	assertSameFiles(t, filepath.Join(testdata, "unknown-version"), dir, LockFileName)
 }
 

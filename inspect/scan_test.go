@@ -55,6 +55,11 @@ func TestScanVariants(t *testing.T) {
 		// the log, nor damage.
 		{dir: "recycled", records: 237, active: "00000000000000000151.seg"},
 		{dir: "recycled-lost-record", records: 70 + 79 + 87, problems: []string{"corruption 00000000000000000151.seg:0"}, active: "00000000000000000151.seg"},
+		// Version 2, padded batches: the padding is neither records nor
+		// damage, a file cut in it ends cleanly, and a hole is still found.
+		{dir: "padded", records: 153, active: "00000000000000000104.seg"},
+		{dir: "padded-cut-padding", records: 153, active: "00000000000000000104.seg"},
+		{dir: "padded-acknowledged-hole", records: 129, problems: []string{"corruption 00000000000000000104.seg:24606"}, active: "00000000000000000104.seg"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			l, err := Scan(context.Background(), filepath.Join(testdata, tc.dir), Options{})

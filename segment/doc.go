@@ -1,10 +1,13 @@
 // Package segment owns the bytes on disk of a ringwal log: the segment file
-// format (version 1), file names, frame encoding, and the reader and writer of
+// format (versions 1 and 2), file names, frame encoding, and the reader and writer of
 // one segment file. It knows nothing about rings, buffer pools or
 // concurrency; the wal package builds ordering, batching and recovery of a
 // whole log on top of it.
 //
-// This comment is the specification of format version 1.
+// This comment is the specification of format version 2, and of version 1,
+// which differs from it only in that its frames are never padded
+// (FlagPadToPage, "Record frame"). A reader of version 2 reads both; a
+// version 1 reader refuses version 2 segments (ErrUnsupportedVersion).
 //
 // # Overview
 //
@@ -55,7 +58,7 @@
 //
 //	offset size field       meaning
 //	0      8    Magic       "RWALSEG\x00"
-//	8      2    Version     1
+//	8      2    Version     2 (1 for segments written before version 2)
 //	10     2    HeaderSize  64
 //	12     4    DataOffset  4096
 //	16     8    Seq         segment sequence number: 1 for the first segment, +1 for each new one
@@ -86,8 +89,14 @@
 // # Record frame
 //
 // Each record is one frame: a 24-byte frame header followed by the payload.
-// Frames are packed back to back from DataOffset on, with no padding and no
-// alignment; a frame may span any page or buffer boundary.
+// Frames are packed back to back from DataOffset on, with no alignment; a
+// frame may span any page or buffer boundary. The one exception is padding:
+// after a frame flagged PadToPage, the next frame starts at the next
+// multiple of PageSize (4096) in the file, and the bytes in between are
+// padding, zeros as written, never read as frames. A writer pads the last
+// frame of a write it syncs, so that its next write starts on a page of its
+// own instead of writing the same page again. A frame that ends on a
+// multiple of PageSize is never flagged.
 //
 //	 0       4       8               16      20  21  22  24
 //	 +-------+-------+---------------+-------+---+---+---+----------------------+
@@ -103,9 +112,10 @@
 //	                    1 <= Lag <= LSN. Every LSN <= LSN-Lag had been acknowledged when the frame was
 //	                    written. A plain sequential writer writes 1.
 //	20     1    Type    1 = record. 0 is never valid, so an all-zero frame never decodes; other
-//	                    values are invalid in version 1
+//	                    values are invalid (versions 1 and 2)
 //	21     1    Flags   bit 0 = BatchContinues: the next frame belongs to the same atomic batch.
-//	                    Other bits must be 0
+//	                    bit 1 = PadToPage (version 2 on): the next frame starts at the next
+//	                    multiple of PageSize. Other bits must be 0 (bit 1 too in version 1)
 //	22     2    Epoch   writer incarnation within the segment: 0 for the writer that created the
 //	                    segment; a writer that resumes appending after a reopen uses the highest
 //	                    epoch found in the segment + 1
@@ -130,7 +140,8 @@
 // more than the previous frame's LSN after that) and E the previous frame's
 // epoch (0 for the first frame), the frame at offset X is valid when:
 //
-//   - Type is 1 and the unknown flag bits are 0;
+//   - Type is 1 and the unknown flag bits are 0 (PadToPage is unknown in
+//     version 1);
 //   - Length <= MaxRecordSize and the frame fits in the file;
 //   - the checksum matches;
 //   - 1 <= Lag <= LSN;
@@ -147,7 +158,10 @@
 // A reader applies these rules, and reports the outcome to its caller, which
 // decides what to do with it:
 //
-//  1. Read frames in order from DataOffset. Each valid frame is a record.
+//  1. Read frames in order from DataOffset. Each valid frame is a record;
+//     the next frame is right after it or, if it is flagged PadToPage, at
+//     the next multiple of PageSize (at the end of the file if that is
+//     sooner: a file cut in the padding ends there).
 //
 //  2. At the first offset X without a valid frame (expected LSN L, previous
 //     epoch E):
@@ -272,7 +286,9 @@
 // The reader's rules hold only if every writer keeps these:
 //
 //   - Frames go at consecutive offsets in LSN order, from DataOffset on,
-//     with no gaps; a frame may be split across several writes.
+//     with no gaps but the padding after a frame flagged PadToPage (version
+//     2 on), which is written as zeros in the same write as its frame; a
+//     frame may be split across several writes.
 //   - Every byte after the last frame stays zero, except in a recycled
 //     segment (which keeps the rules of "Recycled segments" instead). A
 //     writer that writes whole

@@ -25,6 +25,7 @@ type Encoder struct {
 	base int64  // segment offset of buf[0]
 	n    int    // bytes of buf in use
 	next uint64 // LSN of the next frame
+	last int    // buf index of the last frame, if Append laid it whole there; else -1
 
 	// A frame split by AppendSplit whose end did not fit: the header bytes
 	// and payload bytes still to copy, laid by Continue.
@@ -58,7 +59,7 @@ func (e *Encoder) DeferChecksums() { e.deferCRC = true }
 // [segOffset, segOffset+len(buf)), and sets the LSN of the next frame. Any
 // split frame still pending is dropped. The whole length of buf is used.
 func (e *Encoder) Reset(buf []byte, segOffset int64, nextLSN uint64) {
-	e.buf, e.base, e.n, e.next = buf, segOffset, 0, nextLSN
+	e.buf, e.base, e.n, e.next, e.last = buf, segOffset, 0, nextLSN, -1
 	e.pendHdrN, e.pendPay = 0, nil
 }
 
@@ -67,7 +68,7 @@ func (e *Encoder) Reset(buf []byte, segOffset int64, nextLSN uint64) {
 // pending split frame as fits.
 func (e *Encoder) Continue(buf []byte) {
 	e.base += int64(e.n)
-	e.buf, e.n = buf, 0
+	e.buf, e.n, e.last = buf, 0, -1
 	e.layPending()
 }
 
@@ -95,7 +96,34 @@ func (e *Encoder) Append(payload []byte, durable uint64, flags uint8) (lsn uint6
 	} else {
 		encodeFrameInPlace(dst, e.salt, e.frameHeader(durable, flags))
 	}
+	e.last = e.n
 	return e.advance(size)
+}
+
+// PadToPage ends the frames laid so far on a page boundary: it flags the
+// last frame FlagPadToPage and lays zeros up to the next multiple of
+// PageSize in the segment, so that the next frame starts there. A writer
+// ends a batch it syncs this way, so the next batch does not write the
+// same page again. It returns the bytes of padding laid, and false (laying
+// nothing) when the frames already end on a page boundary, when the last
+// frame was not laid whole into the current buffer by Append, or when the
+// padding does not fit in the buffer. Only segments of format version 2 on
+// may hold padded frames.
+func (e *Encoder) PadToPage() (int, bool) {
+	end := e.Offset()
+	pad := int(PadToPage(end) - end)
+	if pad == 0 || e.last < 0 || e.pending() || pad > len(e.buf)-e.n {
+		return 0, false
+	}
+	frame := e.buf[e.last:e.n]
+	frame[frmFlags] |= FlagPadToPage
+	if !e.deferCRC {
+		checksumFrameInPlace(frame, e.salt)
+	}
+	clear(e.buf[e.n : e.n+pad])
+	e.n += pad
+	e.last = -1
+	return pad, true
 }
 
 // AppendSplit is Append for frames that may be larger than what is left of
@@ -121,7 +149,7 @@ func (e *Encoder) AppendSplit(payload []byte, durable uint64, flags uint8) (lsn 
 	} else {
 		EncodeFrameHeader(e.pendHdr[:], e.salt, e.frameHeader(durable, flags), payload)
 	}
-	e.pendHdrN, e.pendPay = FrameHeaderSize, payload
+	e.pendHdrN, e.pendPay, e.last = FrameHeaderSize, payload, -1
 	lsn, frameOffset = e.next, e.Offset()
 	e.next++
 	e.layPending()
@@ -200,9 +228,11 @@ func (e *Encoder) layPending() {
 // ChecksumFrames fills in the checksum of every frame in bufs, frames laid
 // by an Encoder after DeferChecksums under the given salt. bufs hold
 // consecutive bytes of a segment, from the start of a frame to the end of
-// a frame; a frame may run from one buffer into the next, as frames laid by
-// AppendSplit and Continue do. It returns an error if the bytes end inside a
-// frame (the frames before it have their checksums). It does not allocate.
+// a frame, or to the end of the padding after a frame flagged
+// FlagPadToPage, which ends the frames (PadToPage); a frame may run from
+// one buffer into the next, as frames laid by AppendSplit and Continue do.
+// It returns an error if the bytes end inside a frame (the frames before it
+// have their checksums). It does not allocate.
 func ChecksumFrames(salt uint32, bufs [][]byte) error {
 	i, off := 0, 0 // the next frame starts at bufs[i][off]
 	for {
@@ -215,12 +245,16 @@ func ChecksumFrames(salt uint32, bufs [][]byte) error {
 		if b := bufs[i][off:]; len(b) >= FrameHeaderSize {
 			if size := FrameHeaderSize + int(binary.LittleEndian.Uint32(b[frmLength:])); size <= len(b) {
 				checksumFrameInPlace(b[:size], salt)
+				if b[frmFlags]&FlagPadToPage != 0 {
+					return nil // the rest is its padding
+				}
 				off += size
 				continue
 			}
 		}
 		var err error
-		if i, off, err = checksumSplitFrame(salt, bufs, i, off); err != nil {
+		var padded bool
+		if i, off, padded, err = checksumSplitFrame(salt, bufs, i, off); err != nil || padded {
 			return err
 		}
 	}
@@ -228,17 +262,17 @@ func ChecksumFrames(salt uint32, bufs [][]byte) error {
 
 // checksumSplitFrame is ChecksumFrames for a frame that starts at
 // bufs[i][off] and runs into a later buffer. It returns where the next frame
-// starts.
-func checksumSplitFrame(salt uint32, bufs [][]byte, i, off int) (int, int, error) {
+// starts, and whether the frame is flagged FlagPadToPage.
+func checksumSplitFrame(salt uint32, bufs [][]byte, i, off int) (int, int, bool, error) {
 	startI, start := i, off
-	// Where the checksum's bytes are (buffer, index), then the length's.
-	var at [frmLSN][2]int
+	// Where the header's bytes are (buffer, index), up to the flags.
+	var at [frmFlags + 1][2]int
 	for k := range at {
 		for i < len(bufs) && off == len(bufs[i]) {
 			i, off = i+1, 0
 		}
 		if i == len(bufs) {
-			return 0, 0, fmt.Errorf("segment: frame header at buffer %d offset %d cut after %d of %d bytes", startI, start, k, FrameHeaderSize)
+			return 0, 0, false, fmt.Errorf("segment: frame header at buffer %d offset %d cut after %d of %d bytes", startI, start, k, FrameHeaderSize)
 		}
 		at[k] = [2]int{i, off}
 		off++
@@ -255,7 +289,7 @@ func checksumSplitFrame(salt uint32, bufs [][]byte, i, off int) (int, int, error
 			i, off = i+1, 0
 		}
 		if i == len(bufs) {
-			return 0, 0, fmt.Errorf("segment: frame at buffer %d offset %d cut %d bytes short", startI, start, left)
+			return 0, 0, false, fmt.Errorf("segment: frame at buffer %d offset %d cut %d bytes short", startI, start, left)
 		}
 		c := min(left, len(bufs[i])-off)
 		crc = crc32.Update(crc, castagnoli, bufs[i][off:off+c])
@@ -264,5 +298,5 @@ func checksumSplitFrame(salt uint32, bufs [][]byte, i, off int) (int, int, error
 	for k := range frmLength {
 		bufs[at[k][0]][at[k][1]] = byte(crc >> (8 * k))
 	}
-	return i, off, nil
+	return i, off, bufs[at[frmFlags][0]][at[frmFlags][1]]&FlagPadToPage != 0, nil
 }

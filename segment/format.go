@@ -14,12 +14,15 @@ import (
 )
 
 // Constants of the on-disk format. Every constant marked "on-disk" is part of
-// format version 1: changing one makes a different format.
+// the format (versions 1 and 2): changing one makes a different format.
 const (
 	// Magic opens every segment file (on-disk).
 	Magic = "RWALSEG\x00"
-	// Version is the format version this package writes and reads (on-disk).
-	Version = 1
+	// Version is the format version this package writes, and the newest it
+	// reads (on-disk). Version 2 adds FlagPadToPage to version 1.
+	Version = 2
+	// MinVersion is the oldest format version this package reads (on-disk).
+	MinVersion = 1
 	// HeaderSize is the size of the segment header at offset 0 (on-disk).
 	HeaderSize = 64
 	// DataOffset is the offset of the first frame; the header region
@@ -29,12 +32,19 @@ const (
 	// FrameHeaderSize is the size of the header in front of every payload
 	// (on-disk).
 	FrameHeaderSize = 24
-	// TypeRecord is the only valid frame type in version 1 (on-disk). Type 0
+	// TypeRecord is the only valid frame type (versions 1 and 2) (on-disk). Type 0
 	// is never valid, so an all-zero frame never decodes.
 	TypeRecord = 1
 	// FlagBatchContinues marks a frame whose atomic batch continues with the
-	// next frame (on-disk). All other flag bits must be zero in version 1.
+	// next frame (on-disk).
 	FlagBatchContinues = 1
+	// FlagPadToPage marks a frame followed by padding up to the next
+	// multiple of PageSize in the file: the next frame starts there
+	// (on-disk, version 2 on; an unknown flag in version 1). All other flag
+	// bits must be zero.
+	FlagPadToPage = 2
+	// PageSize is the alignment FlagPadToPage pads to (on-disk).
+	PageSize = 4096
 	// HeaderFlagRecycled marks a segment written into a recycled file (the
 	// file of a segment the log dropped earlier, overwritten in place
 	// instead of zero-filled): the bytes after its last frame may be stale
@@ -184,8 +194,8 @@ func ParseHeader(b []byte) (Header, error) {
 		Flags:   binary.LittleEndian.Uint32(b[hdrFlags:]),
 		Created: int64(binary.LittleEndian.Uint64(b[hdrCreated:])),
 	}
-	if h.Version != Version {
-		return Header{}, fmt.Errorf("%w %d (this package reads version %d)", ErrUnsupportedVersion, h.Version, Version)
+	if h.Version < MinVersion || h.Version > Version {
+		return Header{}, fmt.Errorf("%w %d (this package reads versions %d to %d)", ErrUnsupportedVersion, h.Version, MinVersion, Version)
 	}
 	switch {
 	case binary.LittleEndian.Uint16(b[hdrHeaderSize:]) != HeaderSize:
@@ -209,7 +219,7 @@ func ParseHeader(b []byte) (Header, error) {
 // validate reports what is wrong with h for writing a new segment.
 func (h *Header) validate() error {
 	switch {
-	case h.Version != 0 && h.Version != Version:
+	case h.Version != 0 && (h.Version < MinVersion || h.Version > Version):
 		return fmt.Errorf("%w %d", ErrUnsupportedVersion, h.Version)
 	case h.Seq == 0:
 		return fmt.Errorf("segment: header Seq must not be 0")
@@ -218,7 +228,7 @@ func (h *Header) validate() error {
 	case h.Size < DataOffset:
 		return fmt.Errorf("segment: header Size %d below DataOffset %d", h.Size, DataOffset)
 	case h.Flags&^HeaderFlagRecycled != 0:
-		return fmt.Errorf("segment: header Flags %#x: only HeaderFlagRecycled is defined in version %d", h.Flags, Version)
+		return fmt.Errorf("segment: header Flags %#x: only HeaderFlagRecycled is defined", h.Flags)
 	}
 	return nil
 }
@@ -237,7 +247,8 @@ type FrameHeader struct {
 	// Type is the frame type. EncodeFrameHeader writes TypeRecord when it
 	// is zero, because 0 is never a valid type on disk.
 	Type uint8
-	// Flags holds FlagBatchContinues or 0.
+	// Flags holds FlagBatchContinues, FlagPadToPage (version 2 on), both
+	// or 0.
 	Flags uint8
 	// Epoch is the writer incarnation within the segment.
 	Epoch uint16
@@ -247,8 +258,31 @@ type FrameHeader struct {
 
 // FrameSize returns the on-disk size of a frame carrying payloadLen bytes.
 // Frames are packed back to back, so this is also the distance to the next
-// frame.
+// frame, except after a frame flagged FlagPadToPage (FrameEnd).
 func FrameSize(payloadLen int) int { return FrameHeaderSize + payloadLen }
+
+// FrameEnd returns where the frame after the one at off (payload
+// payloadLen bytes, frame flags flags) starts: right after it, or, if it is
+// flagged FlagPadToPage, at the next multiple of PageSize.
+func FrameEnd(off int64, payloadLen int, flags uint8) int64 {
+	end := off + int64(FrameSize(payloadLen))
+	if flags&FlagPadToPage != 0 {
+		end = PadToPage(end)
+	}
+	return end
+}
+
+// PadToPage returns off rounded up to a multiple of PageSize.
+func PadToPage(off int64) int64 { return (off + PageSize - 1) &^ (PageSize - 1) }
+
+// frameFlags returns the frame flags a segment of format version v may
+// carry.
+func frameFlags(v uint16) uint8 {
+	if v >= 2 {
+		return FlagBatchContinues | FlagPadToPage
+	}
+	return FlagBatchContinues
+}
 
 // EncodeFrameHeader fills dst[:FrameHeaderSize] with the header of a frame
 // carrying payload: h's fields, Length set to len(payload), Type TypeRecord if

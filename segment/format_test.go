@@ -72,10 +72,18 @@ func TestHeaderRoundTrip(t *testing.T) {
 	got, err := ParseHeader(b[:])
 	require.NoError(t, err)
 	assert.Equal(t, h, got)
+	// A version 1 header (a segment written before version 2) reads too.
+	h1 := h
+	h1.Version = 1
+	var b1 [HeaderSize]byte
+	h1.MarshalTo(b1[:])
+	got, err = ParseHeader(b1[:])
+	require.NoError(t, err)
+	assert.Equal(t, h1, got)
 
 	// The layout of the spec, field by field.
 	assert.Equal(t, Magic, string(b[0:8]))
-	assert.Equal(t, uint16(1), binary.LittleEndian.Uint16(b[8:]))
+	assert.Equal(t, uint16(2), binary.LittleEndian.Uint16(b[8:]))
 	assert.Equal(t, uint16(64), binary.LittleEndian.Uint16(b[10:]))
 	assert.Equal(t, uint32(4096), binary.LittleEndian.Uint32(b[12:]))
 	assert.Equal(t, uint64(3), binary.LittleEndian.Uint64(b[16:]))

@@ -71,15 +71,28 @@ type gLog struct {
 
 func (l *gLog) seg(i int) *gSeg { return l.segs[i] }
 
-// buildGolden generates the intact log. Records are single frames except
+// buildGolden generates the intact log, in format version 1 (files written
+// before version 2 must stay readable). Records are single frames except
 // that every LSN divisible by 10 starts an atomic batch of three; the last
 // record of each segment is a single frame.
-func buildGolden(t testing.TB) *gLog {
+func buildGolden(t testing.TB) *gLog { return buildGoldenLog(t, false) }
+
+// buildPaddedGolden generates the intact log in format version 2, with
+// every atomic batch and the last record of each segment padded to the
+// next page boundary (Writer.AppendBatchPadded), as a writer that syncs
+// them lays them.
+func buildPaddedGolden(t testing.TB) *gLog { return buildGoldenLog(t, true) }
+
+func buildGoldenLog(t testing.TB, padded bool) *gLog {
 	l := &gLog{files: map[string][]byte{}}
 	lsn := uint64(1)
+	version := uint16(1)
+	if padded {
+		version = 2
+	}
 	for seq := uint64(1); seq <= goldenSegs; seq++ {
 		f := &memFile{b: make([]byte, goldenSegSize)}
-		h := Header{Version: Version, Seq: seq, BaseLSN: lsn, Size: goldenSegSize, Salt: goldenSalt(seq), Created: goldenCreated + int64(seq)*1e9}
+		h := Header{Version: version, Seq: seq, BaseLSN: lsn, Size: goldenSegSize, Salt: goldenSalt(seq), Created: goldenCreated + int64(seq)*1e9}
 		w, err := NewWriter(f, h)
 		require.NoError(t, err)
 		s := &gSeg{name: FileName(lsn), hdr: h}
@@ -89,16 +102,25 @@ func buildGolden(t testing.TB) *gLog {
 			for i := range n {
 				payloads = append(payloads, goldenPayload(lsn+uint64(i)))
 			}
-			_, err := w.AppendBatch(payloads...)
+			pad := padded && (n > 1 || w.Position().Offset >= DataOffset+goldenFill)
+			if pad {
+				_, err = w.AppendBatchPadded(payloads...)
+			} else {
+				_, err = w.AppendBatch(payloads...)
+			}
 			require.NoError(t, err)
 			for i, p := range payloads {
 				fr := gFrame{off: off, end: off + int64(FrameSize(len(p))), lsn: lsn}
 				if i < n-1 {
 					fr.flags = FlagBatchContinues
 				}
+				if pad && i == n-1 && fr.end%PageSize != 0 {
+					fr.flags = FlagPadToPage
+				}
 				s.frames = append(s.frames, fr)
-				off, lsn = fr.end, lsn+1
+				off, lsn = FrameEnd(fr.off, len(p), fr.flags), lsn+1
 			}
+			require.Equal(t, off, w.Position().Offset)
 		}
 		for w.Position().Offset < DataOffset+goldenFill {
 			if lsn%10 == 0 {
@@ -148,6 +170,7 @@ type segWant struct {
 type goldenVariant struct {
 	dir    string
 	about  string // for the README: what the variant is and how it was made
+	padded bool   // the damage is done to buildPaddedGolden's log, not buildGolden's
 	damage func(t testing.TB, l *gLog)
 	// want returns the outcome of the segments that do not read as intact.
 	want  func(l *gLog) map[string]segWant
@@ -258,12 +281,12 @@ func goldenVariants() []goldenVariant {
 		},
 	}, {
 		dir:   "unknown-version",
-		about: "The last segment's header says format version 2, with a valid checksum: refused as an unsupported version, not as corruption.",
+		about: "The last segment's header says format version 3, with a valid checksum: refused as an unsupported version, not as corruption.",
 		damage: func(t testing.TB, l *gLog) {
-			rewriteHeader(l, 2, func(h *Header) { h.Version = 2 })
+			rewriteHeader(l, 2, func(h *Header) { h.Version = 3 })
 		},
 		want: func(l *gLog) map[string]segWant {
-			return map[string]segWant{l.seg(2).name: {end: "version", reason: "unsupported format version 2"}}
+			return map[string]segWant{l.seg(2).name: {end: "version", reason: "unsupported format version 3"}}
 		},
 	}, {
 		dir:   "lsn-gap",
@@ -416,15 +439,57 @@ func goldenVariants() []goldenVariant {
 			return map[string]segWant{s.name: {end: "eof", last: last(s) - 1}}
 		},
 		gap: "lsn gap between segments",
+	}, {
+		dir:    "padded",
+		padded: true,
+		about: "The intact log in format version 2, as a writer that syncs batches lays it: records made as in intact, but every atomic batch, and the last record of each segment, ends on a 4096-byte page boundary. " +
+			"Its last frame is flagged PadToPage and zeros follow it up to the boundary, where the next frame starts. The padding takes space, so each segment holds fewer records than in intact.",
+	}, {
+		dir:    "padded-cut-padding",
+		padded: true,
+		about:  "As padded, but the last segment's file ends in the middle of the padding after its last frame: the padding is not data, and the segment ends cleanly after its last record.",
+		damage: func(t testing.TB, l *gLog) {
+			s := l.seg(2)
+			f := lastFrame(s)
+			l.files[s.name] = l.files[s.name][:f.end+(PadToPage(f.end)-f.end)/2]
+		},
+	}, {
+		dir:    "padded-acknowledged-hole",
+		padded: true,
+		about:  "As padded, but the middle padded batch of the last segment is zeroed, frames and padding: a hole followed by records written after it was acknowledged, which is corruption, not a torn tail.",
+		damage: func(t testing.TB, l *gLog) {
+			s := l.seg(2)
+			k := midPadded(s)
+			clear(l.files[s.name][s.frames[k-2].off:PadToPage(s.frames[k].end)])
+		},
+		want: func(l *gLog) map[string]segWant {
+			s := l.seg(2)
+			k := midPadded(s)
+			return map[string]segWant{s.name: {end: "corrupt", off: s.frames[k-2].off, last: s.frames[k-2].lsn - 1, reason: "acknowledged data follows"}}
+		},
 	}}
+}
+
+// midPadded returns the index of the padded last frame of an atomic batch
+// of three in the middle of s.
+func midPadded(s *gSeg) int {
+	for k := len(s.frames) / 2; k < len(s.frames); k++ {
+		if s.frames[k].flags == FlagPadToPage && k >= 2 && s.frames[k-1].flags == FlagBatchContinues {
+			return k
+		}
+	}
+	panic("no padded batch")
 }
 
 // goldenTree generates every variant: directory -> file name -> bytes.
 func goldenTree(t testing.TB) map[string]map[string][]byte {
-	intact := buildGolden(t)
+	intact, padded := buildGolden(t), buildPaddedGolden(t)
 	tree := map[string]map[string][]byte{}
 	for _, v := range goldenVariants() {
 		l := intact.clone()
+		if v.padded {
+			l = padded.clone()
+		}
 		if v.damage != nil {
 			v.damage(t, l)
 		}
@@ -476,8 +541,11 @@ func TestGolden(t *testing.T) {
 	require.Equal(t, readme, string(got), "%s is out of date; regenerate with -update", readmePath)
 
 	// Each variant reads as it must.
-	intact := buildGolden(t)
 	for _, v := range variants {
+		intact := buildGolden(t)
+		if v.padded {
+			intact = buildPaddedGolden(t)
+		}
 		t.Run(v.dir, func(t *testing.T) {
 			res := readLogDir(t, filepath.Join(goldenDir, v.dir))
 			var wants map[string]segWant
@@ -641,8 +709,10 @@ file here is byte-identical to what the generator makes, that this README is up 
 date, and that each directory reads with the outcome stated below. FuzzReader uses
 the segment files as its seed corpus.
 
-Each directory is a log directory in segment format v1 (see segment/doc.go): the
-intact log, or the intact log with one kind of damage. Segments are 64 KiB,
+Each directory is a log directory in segment format version 1 (see
+segment/doc.go): the intact log, or the intact log with one kind of damage;
+the padded ones are in version 2, whose frames may be padded to a page
+boundary. Segments are 64 KiB,
 preallocated; salts, payloads and timestamps are derived from constants, so
 regeneration is byte-identical. Offsets below are byte offsets in the file named.
 `)

@@ -112,7 +112,7 @@ func (s *testSeg) lay(off int64, lsn uint64, specs ...frameSpec) []placed {
 		frame := AppendFrame(nil, testSalt, FrameHeader{LSN: lsn, Lag: lag, Type: sp.typ, Flags: sp.flags, Epoch: sp.epoch}, payload)
 		copy(s.data[off:], frame)
 		out = append(out, placed{off: off, end: off + int64(len(frame)), lsn: lsn, epoch: sp.epoch, payload: payload})
-		off += int64(len(frame))
+		off = FrameEnd(off, sp.n, sp.flags)
 		lsn++
 	}
 	return out

@@ -69,7 +69,7 @@ type Record struct {
 	// Next, NextInto or Seek: copy it to keep it. (Read through a Viewer,
 	// it may be the Viewer's own bytes.)
 	Payload []byte
-	// Flags are the frame flags (FlagBatchContinues).
+	// Flags are the frame flags (FlagBatchContinues, FlagPadToPage).
 	Flags uint8
 	// Epoch is the writer incarnation that wrote the frame.
 	Epoch uint16
@@ -86,6 +86,13 @@ type Record struct {
 // first, Next returns a *TornTailError whose Offset and LSN are those of the
 // batch's first record.
 func (r Record) BatchContinues() bool { return r.Flags&FlagBatchContinues != 0 }
+
+// Padded reports whether the record's frame is followed by padding up to
+// the next page boundary (FlagPadToPage): the end of a durable batch.
+func (r Record) Padded() bool { return r.Flags&FlagPadToPage != 0 }
+
+// End returns where the frame after the record's starts (FrameEnd).
+func (r Record) End() int64 { return FrameEnd(r.Offset, len(r.Payload), r.Flags) }
 
 // Position is a place in a segment where reading can start: the offset of a
 // frame, the LSN that frame must carry, and the lowest epoch it may carry
@@ -116,6 +123,7 @@ type Reader struct {
 	name   string
 	maxRec int
 	hdr    Header
+	flags  uint8 // the frame flags the segment's version knows
 
 	win     []byte // window on the file: the bytes from winOff on
 	winOff  int64  // file offset of win[0]
@@ -173,7 +181,7 @@ func NewReader(r io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) {
 	if opts.FileBaseLSN != 0 && h.BaseLSN != opts.FileBaseLSN {
 		return nil, rd.corrupt(hdrBaseLSN, 0, fmt.Sprintf("header base lsn %d does not match file name (base lsn %d)", h.BaseLSN, opts.FileBaseLSN))
 	}
-	rd.hdr = h
+	rd.hdr, rd.flags = h, frameFlags(h.Version)
 	rd.pos = Position{Offset: DataOffset, LSN: h.BaseLSN}
 	// A small file needs no more than its own size of buffer; the window
 	// must hold at least one frame header.
@@ -310,7 +318,7 @@ func (r *Reader) NextInto(rec *Record) error {
 			} else if r.batchOff < 0 {
 				r.batchOff, r.batchLSN = off, lsn
 			}
-			r.pos = Position{Offset: off + int64(FrameSize(len(payload))), LSN: lsn + 1, Epoch: fh.Epoch}
+			r.pos = Position{Offset: r.frameEnd(off, len(payload), fh.Flags), LSN: lsn + 1, Epoch: fh.Epoch}
 			*rec = Record{LSN: lsn, Offset: off, Payload: payload, Flags: fh.Flags, Epoch: fh.Epoch, Lag: fh.Lag, CRC: fh.CRC}
 			return nil
 		}
@@ -340,7 +348,7 @@ func (r *Reader) nextInWindow(rec *Record) bool {
 	lag := uint64(binary.LittleEndian.Uint32(b[frmLag:]))
 	epoch := binary.LittleEndian.Uint16(b[frmEpoch:])
 	flags := b[frmFlags]
-	if b[frmType] != TypeRecord || flags&^FlagBatchContinues != 0 || lsn != r.pos.LSN ||
+	if b[frmType] != TypeRecord || flags&^r.flags != 0 || lsn != r.pos.LSN ||
 		epoch < r.pos.Epoch || lag == 0 || lag > lsn {
 		return false
 	}
@@ -355,13 +363,23 @@ func (r *Reader) nextInWindow(rec *Record) bool {
 	} else if r.batchOff < 0 {
 		r.batchOff, r.batchLSN = off, lsn
 	}
-	r.pos = Position{Offset: off + int64(len(frame)), LSN: lsn + 1, Epoch: epoch}
+	end := off + int64(len(frame))
+	if flags&FlagPadToPage != 0 {
+		end = min(PadToPage(end), r.size)
+	}
+	r.pos = Position{Offset: end, LSN: lsn + 1, Epoch: epoch}
 	// Field by field: a composite literal is built on the stack and copied
 	// with a write barrier (in BenchmarkReplay 10 ns of a 230 ns record;
 	// field by field, 5).
 	rec.LSN, rec.Offset, rec.Payload = lsn, off, frame[FrameHeaderSize:]
 	rec.Flags, rec.Epoch, rec.Lag, rec.CRC = flags, epoch, uint32(lag), crc
 	return true
+}
+
+// frameEnd is FrameEnd within the file: padding that would run past the
+// file's end (a file cut short) ends with it.
+func (r *Reader) frameEnd(off int64, payloadLen int, flags uint8) int64 {
+	return min(FrameEnd(off, payloadLen, flags), r.size)
 }
 
 func lsnReason(want, got uint64) string {
@@ -555,7 +573,7 @@ func (r *Reader) findAcknowledged(x, written int64) (int64, FrameHeader, int64, 
 			}
 			continue
 		}
-		if b[frmFlags]&^FlagBatchContinues != 0 {
+		if b[frmFlags]&^r.flags != 0 {
 			p++
 			continue
 		}
@@ -621,7 +639,7 @@ func (r *Reader) checkHeader(off int64, fh FrameHeader) problem {
 	switch {
 	case fh.Type != TypeRecord:
 		return probType
-	case fh.Flags&^FlagBatchContinues != 0:
+	case fh.Flags&^r.flags != 0:
 		return probFlags
 	case int64(fh.Length) > int64(r.maxRec):
 		return probLength

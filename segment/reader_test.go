@@ -429,7 +429,7 @@ func TestReaderHeader(t *testing.T) {
 			flip(s, hdrVersion, 1)
 			return s.data
 		}, ReaderOptions{}, ErrCorrupt, 60, "header checksum mismatch"},
-		{"unknown version", func() []byte { return withHeader(func(h *Header) { h.Version = 2 }) }, ReaderOptions{}, ErrUnsupportedVersion, 0, ""},
+		{"unknown version", func() []byte { return withHeader(func(h *Header) { h.Version = 3 }) }, ReaderOptions{}, ErrUnsupportedVersion, 0, ""},
 		{"base lsn 0", func() []byte { return withHeader(func(h *Header) { h.BaseLSN = 0 }) }, ReaderOptions{}, ErrCorrupt, 24, "base lsn 0"},
 		{"seq 0", func() []byte { return withHeader(func(h *Header) { h.Seq = 0 }) }, ReaderOptions{}, ErrCorrupt, 16, "sequence number 0"},
 		{"header flags", func() []byte { return withHeader(func(h *Header) { h.Flags = 4 }) }, ReaderOptions{}, ErrCorrupt, 44, "unknown header flags"},
@@ -469,7 +469,7 @@ func TestReaderHeader(t *testing.T) {
 				assert.Equal(t, fmt.Sprintf("segment: seg:%d: %s", ce.Offset, ce.Reason), ce.Error())
 			}
 			if c.wantErr == ErrUnsupportedVersion {
-				assert.Equal(t, "segment: seg: unsupported format version 2 (this package reads version 1)", err.Error())
+				assert.Equal(t, "segment: seg: unsupported format version 3 (this package reads versions 1 to 2)", err.Error())
 			}
 		})
 	}

@@ -28,7 +28,9 @@ func NewWriter(w io.WriterAt, h Header) (*Writer, error) {
 	if err := h.validate(); err != nil {
 		return nil, err
 	}
-	h.Version = Version
+	if h.Version == 0 {
+		h.Version = Version
+	}
 	var b [HeaderSize]byte
 	h.MarshalTo(b[:])
 	if _, err := w.WriteAt(b[:], 0); err != nil {
@@ -86,6 +88,23 @@ func (w *Writer) Append(payload []byte) (lsn uint64, err error) {
 // flagged FlagBatchContinues, in a single write, and returns the first LSN.
 // The watermark of every frame is the LSN before the batch.
 func (w *Writer) AppendBatch(payloads ...[]byte) (first uint64, err error) {
+	return w.appendBatch(payloads, false)
+}
+
+// AppendBatchPadded is AppendBatch ending the batch on a page boundary, as
+// a writer that syncs each batch lays it (Encoder.PadToPage): the last
+// frame is flagged FlagPadToPage and the write runs on with zeros to the
+// next multiple of PageSize, where the next frame goes. A batch that
+// already ends there is not padded. It needs a segment of format version 2
+// or later.
+func (w *Writer) AppendBatchPadded(payloads ...[]byte) (first uint64, err error) {
+	if w.hdr.Version < 2 {
+		return 0, fmt.Errorf("segment: AppendBatchPadded: a version %d segment holds no padding", w.hdr.Version)
+	}
+	return w.appendBatch(payloads, true)
+}
+
+func (w *Writer) appendBatch(payloads [][]byte, pad bool) (first uint64, err error) {
 	if len(payloads) == 0 {
 		return 0, errors.New("segment: AppendBatch: empty batch")
 	}
@@ -93,6 +112,9 @@ func (w *Writer) AppendBatch(payloads ...[]byte) (first uint64, err error) {
 	size := 0
 	for _, p := range payloads {
 		size += FrameSize(len(p))
+	}
+	if pad {
+		size += PageSize
 	}
 	save := *w.enc
 	w.enc.Reset(w.buffer(size), w.enc.Offset(), first)
@@ -105,6 +127,9 @@ func (w *Writer) AppendBatch(payloads ...[]byte) (first uint64, err error) {
 			*w.enc = save
 			return 0, err
 		}
+	}
+	if pad {
+		w.enc.PadToPage()
 	}
 	if err := w.write(); err != nil {
 		*w.enc = save

@@ -87,7 +87,7 @@ func TestWriterRefuses(t *testing.T) {
 		{Seq: 1, BaseLSN: 0, Size: testSegSize},
 		{Seq: 1, BaseLSN: 1, Size: 100},
 		{Seq: 1, BaseLSN: 1, Size: testSegSize, Flags: 2}, // bit 0 is HeaderFlagRecycled,
-		{Seq: 1, BaseLSN: 1, Size: testSegSize, Version: 2},
+		{Seq: 1, BaseLSN: 1, Size: testSegSize, Version: 3},
 	} {
 		_, err := NewWriter(&memFile{}, h)
 		require.Error(t, err, "%+v", h)

@@ -536,10 +536,37 @@ func (w *WAL) dropOpenLocked() {
 // sealLocked closes the open batch to new records and queues it.
 func (w *WAL) sealLocked() {
 	b := w.open
+	w.padLocked(b)
 	w.open = nil
 	w.pending = append(w.pending, b)
 	w.pumpLocked()
 }
+
+// padLocked ends b, the open batch, about to be sealed, on a page boundary
+// when its chain will sync (segment.Encoder.PadToPage): the next batch
+// starts on a page of its own instead of writing this batch's last page
+// again. Only where the padding is at most a quarter of the batch's bytes
+// (maxPadShare), so padding never takes more than a fifth of a segment;
+// not with Options.NoPadding, in a segment of format version 1, or where
+// the padding would not fit in b's buffer or the segment.
+func (w *WAL) padLocked(b *batch) {
+	pad := segment.PadToPage(w.tail) - w.tail
+	if w.opts.NoPadding || b.nrec == 0 || b.seg.hdr.Version < 2 || !w.syncsLocked(b) ||
+		pad*maxPadShare > w.tail-b.offset || w.tail+pad > b.seg.hdr.Size {
+		return
+	}
+	n, ok := w.enc.PadToPage()
+	if !ok {
+		return
+	}
+	b.pieces[len(b.pieces)-1].n = w.enc.Len()
+	w.tail = w.enc.Offset()
+	w.stats.padBytes.Add(uint64(n))
+}
+
+// maxPadShare: a batch is padded only when its padding is at most
+// 1/maxPadShare of its bytes.
+const maxPadShare = 4
 
 // pumpLocked submits queued batches while chains may be added: at most
 // MaxInFlight in flight, and never a chain of a new segment while chains of
@@ -579,6 +606,7 @@ func (w *WAL) pumpLocked() {
 			if w.inflight > 0 && (small || w.open.needSync) && !w.pipelineLocked() {
 				return
 			}
+			w.padLocked(w.open)
 			w.pending = append(w.pending, w.open)
 			w.open = nil
 		}

@@ -22,6 +22,7 @@ type stats struct {
 	kicks     atomic.Uint64
 	rescues   atomic.Uint64
 	recycled  atomic.Uint64
+	padBytes  atomic.Uint64
 
 	mu          sync.Mutex
 	batches     uint64
@@ -66,6 +67,9 @@ type Stats struct {
 	Batches  uint64  // chains with records completed (write + fdatasync, or write only for AppendAsync records)
 	Fsyncs   uint64  // fdatasync/fsync calls completed successfully
 	AvgBatch float64 // records per batch
+	// PadBytes counts the zeros laid to end durable batches on a page
+	// boundary (Options.NoPadding).
+	PadBytes uint64
 
 	// Latency of a chain from submission to completion, over the most
 	// recent 8192 chains.
@@ -105,6 +109,9 @@ type Stats struct {
 func (s Stats) String() string {
 	str := fmt.Sprintf("backend=%s records=%d bytes=%s batches=%d avg_batch=%.1f fsyncs=%d sync_p50=%v sync_p99=%v inflight=%d/%d segments=%d",
 		s.Backend, s.Records, humanize.Bytes(s.Bytes), s.Batches, s.AvgBatch, s.Fsyncs, s.SyncP50, s.SyncP99, s.InFlight, s.MaxInFlight, s.Segments)
+	if s.PadBytes > 0 {
+		str += fmt.Sprintf(" padding=%s", humanize.Bytes(s.PadBytes))
+	}
 	if s.Recycled > 0 {
 		str += fmt.Sprintf(" recycled=%d", s.Recycled)
 	}
@@ -132,6 +139,7 @@ func (w *WAL) Stats() Stats {
 	st.Appends = w.stats.appends.Load()
 	st.Rotations = w.stats.rotations.Load()
 	st.Recycled = w.stats.recycled.Load()
+	st.PadBytes = w.stats.padBytes.Load()
 	st.Kicks = w.stats.kicks.Load()
 	st.Rescues = w.stats.rescues.Load()
 	if w.pool != nil {

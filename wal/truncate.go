@@ -201,7 +201,8 @@ func (w *WAL) truncFailLocked(err error) error {
 // The frame at lastOff (payload lastLen bytes; lastOff < 0 for none) becomes
 // the last one: if it was marked as continuing an atomic batch, the mark is
 // cleared (and the checksum recomputed), or recovery would take the kept
-// part of that batch for an incomplete batch and drop it.
+// part of that batch for an incomplete batch and drop it; so is a padding
+// mark (FlagPadToPage), because appends go on right after the frame.
 func (w *WAL) rewriteSegment(s *segFile, end, lastOff int64, lastLen int) error {
 	tmp := s.path + segment.TempFileSuffix
 	f, err := createPrepared(tmp, w.opts.SegmentSize, w.opts.Prealloc, fillControl{noFallocate: w.noteNoFallocate})
@@ -227,8 +228,8 @@ func (w *WAL) rewriteSegment(s *segFile, end, lastOff int64, lastLen int) error 
 		if err != nil {
 			return fmt.Errorf("%s:%d: %w", s.name, lastOff, err)
 		}
-		if fh.Flags&segment.FlagBatchContinues != 0 {
-			fh.Flags &^= segment.FlagBatchContinues
+		if fh.Flags&(segment.FlagBatchContinues|segment.FlagPadToPage) != 0 {
+			fh.Flags &^= segment.FlagBatchContinues | segment.FlagPadToPage
 			segment.EncodeFrameHeader(frame, s.hdr.Salt, fh, payload)
 			if _, err := f.WriteAt(frame[:segment.FrameHeaderSize], lastOff); err != nil {
 				return fmt.Errorf("rewrite %s:%d: %w", tmp, lastOff, err)

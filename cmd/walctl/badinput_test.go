@@ -86,7 +86,7 @@ func TestBadInput(t *testing.T) {
 		// A log a writer holds cannot be repaired (inspection needs no lock).
 		{[]string{"repair", locked}, "locked by another process"},
 		// An upgrade, not a repair.
-		{[]string{"repair", unknown}, "unsupported format version 2"},
+		{[]string{"repair", unknown}, "unsupported format version 3"},
 	} {
 		r := runWalctl(tc.args...)
 		assert.Equal(t, 2, r.code, "%v", tc.args)

@@ -56,6 +56,7 @@ type dumpRecord struct {
 	Lag            uint32  `json:"lag"`
 	Epoch          uint16  `json:"epoch"`
 	BatchContinues bool    `json:"batch_continues"`
+	Padding        int64   `json:"padding,omitempty"` // bytes of padding after the frame (FlagPadToPage)
 	Payload        *string `json:"payload,omitempty"`
 }
 
@@ -107,7 +108,7 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	opts.Record = func(s *inspect.Segment, rec segment.Record) error {
 		if *format == "json" {
 			r := dumpRecord{Type: "record", LSN: rec.LSN, Segment: s.Name, Offset: rec.Offset, Length: len(rec.Payload),
-				CRC: rec.CRC, Lag: rec.Lag, Epoch: rec.Epoch, BatchContinues: rec.BatchContinues()}
+				CRC: rec.CRC, Lag: rec.Lag, Epoch: rec.Epoch, BatchContinues: rec.BatchContinues(), Padding: padding(rec)}
 			if enc != nil {
 				p := enc(rec.Payload)
 				r.Payload = &p
@@ -117,6 +118,9 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(bw, "lsn=%d seg=%s off=%d len=%d crc=0x%08x lag=%d epoch=%d", rec.LSN, s.Name, rec.Offset, len(rec.Payload), rec.CRC, rec.Lag, rec.Epoch)
 		if rec.BatchContinues() {
 			bw.WriteString(" batch=continues")
+		}
+		if rec.Padded() {
+			fmt.Fprintf(bw, " pad=%d", padding(rec))
 		}
 		switch *payload {
 		case "none":
@@ -174,3 +178,9 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 }
 
 var errStopDump = errors.New("stop at damage")
+
+// padding returns the bytes of padding after rec's frame (0 unless it is
+// flagged segment.FlagPadToPage).
+func padding(rec segment.Record) int64 {
+	return rec.End() - rec.Offset - int64(segment.FrameSize(len(rec.Payload)))
+}

@@ -143,6 +143,7 @@ func TestExitStatus(t *testing.T) {
 	intact := map[string]bool{
 		"intact": true, "torn-tail": true, "zeroed-tail": true, "foreign-file": true, "no-header": true,
 		"stale-incarnation": true, "incomplete-batch": true, "pipelined-crash": true, "recycled": true,
+		"padded": true, "padded-cut-padding": true,
 	}
 	for _, v := range variants(t) {
 		want := 1
