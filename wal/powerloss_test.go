@@ -386,8 +386,9 @@ func scratchDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// powerRecycled counts the workloads' rotations into recycled files.
-var powerRecycled atomic.Uint64
+// powerRecycled counts the workloads' rotations into recycled files, and
+// powerPadded the bytes of padding they laid after durable batches.
+var powerRecycled, powerPadded atomic.Uint64
 
 // powerWorkload appends from 8 goroutines (some atomic batches, some
 // records larger than a buffer, a TruncateFront now and then; the last
@@ -489,6 +490,7 @@ func powerWorkload(t *testing.T, rng *rand.Rand, dir string, fs *crashFS, m *log
 	}
 	stop.Store(true)
 	powerRecycled.Add(w.Stats().Recycled)
+	powerPadded.Add(w.Stats().PadBytes)
 	require.NoError(t, w.Close())
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -595,8 +597,10 @@ func TestPowerLoss(t *testing.T) {
 	require.Positive(t, st.torn)
 	recycled := powerRecycled.Swap(0)
 	require.Positive(t, recycled, "no rotation into a recycled file: recycling was not tested")
-	t.Logf("FIGURES power-loss recycled-rotations=%d scenarios=%d power-cuts=%d logs=%d (each cut up to 3 times) acked=%d acked-checks=%d unsynced-writes=%d dropped=%d torn=%d renames-lost=%d reopen-append-checks=%d lost=0 (%v); cuts by unsynced writes (0,1,2,3,4,5+): %v",
-		recycled, scenarios, cuts, logs, acked, ackChecks, st.unsynced, st.dropped, st.torn, st.renamesLost, appendsAfter, time.Since(start).Round(time.Millisecond),
+	padded := powerPadded.Swap(0)
+	require.Positive(t, padded, "no durable batch was padded: padding was not tested")
+	t.Logf("FIGURES power-loss padding-bytes=%d recycled-rotations=%d scenarios=%d power-cuts=%d logs=%d (each cut up to 3 times) acked=%d acked-checks=%d unsynced-writes=%d dropped=%d torn=%d renames-lost=%d reopen-append-checks=%d lost=0 (%v); cuts by unsynced writes (0,1,2,3,4,5+): %v",
+		padded, recycled, scenarios, cuts, logs, acked, ackChecks, st.unsynced, st.dropped, st.torn, st.renamesLost, appendsAfter, time.Since(start).Round(time.Millisecond),
 		[]int{hist[0], hist[1], hist[2], hist[3], hist[4], hist[5]})
 }
 

@@ -1,7 +1,7 @@
 // Package wal is a durable, append-only log with group commit.
 //
 // Many goroutines append concurrently. Each record is framed (segment
-// format v1) straight into a registered buffer and given the next LSN; the
+// format version 2) straight into a registered buffer and given the next LSN; the
 // frames' checksums are filled in once the batch is sealed, off the log's
 // lock where a goroutine other than the appenders writes the batch (the
 // pwrite flushers; on io_uring, a feeder for chains of AppendAsync
@@ -11,7 +11,10 @@
 // in flight, or (a batch of AppendAsync records only) once it holds half a
 // buffer while others are in flight, and written as one chain:
 // IORING_OP_WRITE_FIXED linked to an fdatasync at the batch's segment
-// offset. Up to MaxInFlight chains are in flight at once. Append returns
+// offset. A batch whose chain syncs ends on a page boundary, padded with
+// zeros, when the padding is at most a quarter of its bytes
+// (Options.NoPadding), so the next batch does not write its last page
+// again. Up to MaxInFlight chains are in flight at once. Append returns
 // only once its record is durable: its batch's write and fdatasync
 // succeeded, and so did those of every batch before it.
 //
