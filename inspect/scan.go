@@ -76,11 +76,13 @@ type Segment struct {
 	Header   segment.Header
 	HeaderOK bool
 	// Records is the number of records read that are part of the log,
-	// FirstLSN and LastLSN the first and last of them (0 when none), and
-	// PayloadBytes the sum of their lengths.
+	// FirstLSN and LastLSN the first and last of them (0 when none),
+	// PayloadBytes the sum of their lengths, and PadBytes the padding
+	// after their frames (segment.FlagPadToPage).
 	Records           int
 	FirstLSN, LastLSN uint64
 	PayloadBytes      int64
+	PadBytes          int64
 	// End is the offset after the last record that is part of the log:
 	// where the next frame would go after a clean end, or the cut of a torn
 	// tail or of damage. segment.DataOffset when the segment has no record.
@@ -512,6 +514,9 @@ func (sc *scanner) record(s *Segment, rec segment.Record) error {
 	s.Records++
 	s.LastLSN = rec.LSN
 	s.PayloadBytes += int64(len(rec.Payload))
+	if rec.Padded() {
+		s.PadBytes += min(rec.End(), s.FileSize) - rec.Offset - int64(segment.FrameSize(len(rec.Payload)))
+	}
 	if sc.opts.Record != nil && rec.LSN >= sc.opts.From {
 		return sc.opts.Record(s, rec)
 	}

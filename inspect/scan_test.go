@@ -97,6 +97,26 @@ func TestScanVariants(t *testing.T) {
 	}
 }
 
+// TestScanCountsPadding: in a clean log every byte from DataOffset to a
+// segment's end is a frame header, payload or padding, and only the
+// version 2 logs hold padding.
+func TestScanCountsPadding(t *testing.T) {
+	for _, dir := range []string{"intact", "padded", "padded-cut-padding"} {
+		l, err := Scan(context.Background(), filepath.Join(testdata, dir), Options{})
+		require.NoError(t, err)
+		var pad int64
+		for _, s := range l.Segments {
+			assert.Equal(t, s.End-segment.DataOffset, s.PayloadBytes+int64(s.Records*segment.FrameHeaderSize)+s.PadBytes, "%s/%s", dir, s.Name)
+			pad += s.PadBytes
+		}
+		if dir == "intact" {
+			assert.Zero(t, pad, dir)
+		} else {
+			assert.Positive(t, pad, dir)
+		}
+	}
+}
+
 // TestScanRecordsInOrder checks the Record callback against the payloads the
 // generator wrote ("record N. " repeated) and the From/To bounds.
 func TestScanRecordsInOrder(t *testing.T) {

@@ -24,7 +24,8 @@ func init() {
 
 Summarises the log in DIR: the format version, the number of segments and
 records, the oldest and newest LSN, the bytes in the segment files against
-the bytes used by frames and by payloads, when the segments were created
+the bytes used by frames (and by padding after durable batches, in format
+version 2) and by payloads, when the segments were created
 (from their headers), whether the log is intact, and whether io_uring is
 usable on this machine (and why not, if not: then the wal falls back to
 pwrite). Takes no lock and changes nothing.
@@ -44,11 +45,12 @@ func runStat(args []string, stdout, stderr io.Writer) error {
 	var versions []string
 	var created []int64
 	var seqLo, seqHi uint64
-	var used, payload int64
+	var used, payload, padding int64
 	sizes := map[int64]bool{}
 	for _, s := range l.Segments {
 		used += min(s.End, s.FileSize)
 		payload += s.PayloadBytes
+		padding += s.PadBytes
 		if !s.HeaderOK {
 			continue
 		}
@@ -95,7 +97,12 @@ func runStat(args []string, stdout, stderr io.Writer) error {
 		row("newest lsn", "- (no records)")
 	}
 	row("on disk", "%s in segment files (%d bytes)", size(disk), disk)
-	row("used", "%s by headers and frames (%d bytes, %s)", size(used), used, pct(used))
+	if padding > 0 {
+		row("used", "%s by headers, frames and padding (%d bytes, %s)", size(used), used, pct(used))
+		row("padding", "%s after durable batches (%d bytes, %s)", size(padding), padding, pct(padding))
+	} else {
+		row("used", "%s by headers and frames (%d bytes, %s)", size(used), used, pct(used))
+	}
 	row("payload", "%s in records (%d bytes, %s)", size(payload), payload, pct(payload))
 	if len(created) > 0 {
 		ts := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339) }
