@@ -271,11 +271,14 @@ func FuzzFileName(f *testing.F) {
 // fuzzed size with the checksums deferred, fills them in with
 // ChecksumFrames over the buffers as laid (frames, headers and checksum
 // fields split anywhere), and requires the very bytes an encoder that
-// checksums as it lays produces.
+// checksums as it lays produces. With an odd buffer size the frames end
+// with PadToPage where the last one allows it, and the padded bytes must
+// match the direct encoder's too.
 func FuzzDeferredChecksums(f *testing.F) {
 	f.Add(uint16(7), []byte{0, 1, 23, 24, 200, 5})
 	f.Add(uint16(1), []byte{3, 0, 0, 255})
 	f.Add(uint16(4096), []byte{100, 200, 50})
+	f.Add(uint16(8191), []byte{100, 200, 50, 7})
 	f.Fuzz(func(t *testing.T, bufSize uint16, sizes []byte) {
 		if bufSize == 0 || len(sizes) > 64 {
 			return
@@ -286,11 +289,17 @@ func FuzzDeferredChecksums(f *testing.F) {
 		deferred.DeferChecksums()
 		bufs := [][]byte{make([]byte, bufSize)}
 		deferred.Reset(bufs[0], DataOffset, testBaseLSN)
+		var last struct {
+			p     []byte
+			lsn   uint64
+			flags uint8
+		}
 		for i, s := range sizes {
 			n := int(s) * 3 // up to 765 bytes: many buffers per frame when they are small
 			lsn := uint64(testBaseLSN + i)
 			p := payloadFor(lsn, n, 0)
 			flags := uint8(i % 2)
+			last.p, last.lsn, last.flags = p, lsn, flags
 			one := make([]byte, FrameSize(n))
 			direct.Reset(one, DataOffset, lsn)
 			if _, _, err := direct.Append(p, lsn-1, flags); err != nil {
@@ -304,6 +313,22 @@ func FuzzDeferredChecksums(f *testing.F) {
 				bufs[len(bufs)-1] = deferred.Bytes()
 				bufs = append(bufs, make([]byte, bufSize))
 				deferred.Continue(bufs[len(bufs)-1])
+			}
+		}
+		if bufSize%2 == 1 && len(sizes) > 0 {
+			if pad, ok := deferred.PadToPage(); ok {
+				// The same last frame, directly encoded and padded.
+				size := FrameSize(len(last.p))
+				at := int64(DataOffset + len(want) - size)
+				one := make([]byte, size+pad)
+				direct.Reset(one, at, last.lsn)
+				if _, _, err := direct.Append(last.p, last.lsn-1, last.flags); err != nil {
+					t.Fatal(err)
+				}
+				if n, ok := direct.PadToPage(); !ok || n != pad {
+					t.Fatalf("direct PadToPage at %d: %d, %t; deferred padded %d", at, n, ok, pad)
+				}
+				want = append(want[:len(want)-size], one...)
 			}
 		}
 		bufs[len(bufs)-1] = deferred.Bytes()
