@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -127,6 +128,62 @@ func TestDurableBatchesPadded(t *testing.T) {
 				assert.Equal(t, recs[i-1].Offset+int64(segment.FrameSize(1000)), recs[i].Offset, "lsn %d: packed", i+1)
 			}
 			assert.Zero(t, w.Stats().PadBytes)
+		})
+	}
+}
+
+// TestVersion1LogAppends: a log written in segment format version 1 (the
+// golden intact log) opens and takes durable appends on both backends: its
+// last segment stays version 1 and unpadded, the next segment is version 2
+// and padded, and every record reads back, after a reopen too.
+func TestVersion1LogAppends(t *testing.T) {
+	for _, be := range []Backend{BackendPwrite, BackendURing} {
+		t.Run(string(be), func(t *testing.T) {
+			dir := t.TempDir()
+			src := filepath.Join("..", "testdata", "intact")
+			ents, err := os.ReadDir(src)
+			require.NoError(t, err)
+			for _, e := range ents {
+				b, err := os.ReadFile(filepath.Join(src, e.Name()))
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644))
+			}
+			o := Options{Backend: be, SegmentSize: 64 << 10, MaxRecordSize: 4096}
+			w := openT(t, dir, o)
+			first := w.LastLSN() + 1
+			require.Equal(t, uint64(238), first)
+			for i := range 20 {
+				_, err := w.Append(payload(first+uint64(i), padSize(1)))
+				require.NoError(t, err)
+			}
+			require.NoError(t, w.Close())
+
+			w = openT(t, dir, o)
+			defer w.Close()
+			recs := readAll(t, w, first)
+			require.Equal(t, 20, len(recs))
+			padded := map[string]bool{}
+			for i, rec := range recs {
+				require.Equal(t, payload(first+uint64(i), padSize(1)), rec.Data)
+				if rec.Offset%segment.PageSize == 0 && i > 0 && recs[i-1].Segment == rec.Segment {
+					padded[rec.Segment] = true
+				}
+			}
+			versions := map[string]uint16{}
+			for _, s := range segPaths(t, dir) {
+				sr, err := segment.OpenReader(s, segment.ReaderOptions{})
+				require.NoError(t, err)
+				versions[filepath.Base(s)] = sr.Header().Version
+				require.NoError(t, sr.Close())
+			}
+			old := "00000000000000000151.seg"
+			assert.Equal(t, uint16(1), versions[old], "the version 1 segment appended to stays version 1")
+			assert.False(t, padded[old], "and unpadded")
+			assert.Equal(t, old, recs[0].Segment)
+			last := recs[len(recs)-1].Segment
+			assert.NotEqual(t, old, last, "the appends rotated")
+			assert.Equal(t, uint16(segment.Version), versions[last])
+			assert.True(t, padded[last], "the new segment's durable batches are padded")
 		})
 	}
 }
