@@ -31,7 +31,7 @@ func findFrame(ra io.ReaderAt, size int64, salt uint32, maxRec int, from int64, 
 		// Cheap tests on the raw header first; only a frame that passes
 		// them is worth reading whole and checksumming.
 		const typeAt, flagsAt = 20, 21
-		if b[typeAt] != segment.TypeRecord || b[flagsAt]&^(segment.FlagBatchContinues|segment.FlagPadToPage) != 0 {
+		if b[typeAt] != segment.TypeRecord || b[flagsAt]&^segment.FrameFlags != 0 {
 			p++
 			continue
 		}

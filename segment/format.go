@@ -43,6 +43,8 @@ const (
 	// (on-disk, version 2 on; an unknown flag in version 1). All other flag
 	// bits must be zero.
 	FlagPadToPage = 2
+	// FrameFlags is every frame flag the newest version knows.
+	FrameFlags = FlagBatchContinues | FlagPadToPage
 	// PageSize is the alignment FlagPadToPage pads to (on-disk).
 	PageSize = 4096
 	// HeaderFlagRecycled marks a segment written into a recycled file (the
@@ -279,7 +281,7 @@ func PadToPage(off int64) int64 { return (off + PageSize - 1) &^ (PageSize - 1) 
 // carry.
 func frameFlags(v uint16) uint8 {
 	if v >= 2 {
-		return FlagBatchContinues | FlagPadToPage
+		return FrameFlags
 	}
 	return FlagBatchContinues
 }

@@ -17,7 +17,7 @@ func VerifyFrame(salt uint32, frame []byte) (FrameHeader, []byte, error) {
 	switch {
 	case fh.Type != TypeRecord:
 		return fh, nil, fmt.Errorf("%w: bad frame type %d", ErrCorrupt, fh.Type)
-	case fh.Flags&^frameFlags(Version) != 0:
+	case fh.Flags&^FrameFlags != 0:
 		return fh, nil, fmt.Errorf("%w: unknown frame flags %#x", ErrCorrupt, fh.Flags)
 	case fh.Lag == 0 || uint64(fh.Lag) > fh.LSN:
 		return fh, nil, fmt.Errorf("%w: lag %d outside [1, lsn %d]", ErrCorrupt, fh.Lag, fh.LSN)

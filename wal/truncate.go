@@ -228,8 +228,8 @@ func (w *WAL) rewriteSegment(s *segFile, end, lastOff int64, lastLen int) error 
 		if err != nil {
 			return fmt.Errorf("%s:%d: %w", s.name, lastOff, err)
 		}
-		if fh.Flags&(segment.FlagBatchContinues|segment.FlagPadToPage) != 0 {
-			fh.Flags &^= segment.FlagBatchContinues | segment.FlagPadToPage
+		if fh.Flags != 0 { // BatchContinues, PadToPage: neither holds for a last frame
+			fh.Flags = 0
 			segment.EncodeFrameHeader(frame, s.hdr.Salt, fh, payload)
 			if _, err := f.WriteAt(frame[:segment.FrameHeaderSize], lastOff); err != nil {
 				return fmt.Errorf("rewrite %s:%d: %w", tmp, lastOff, err)
