@@ -514,9 +514,9 @@ func (sc *scanner) record(s *Segment, rec segment.Record) error {
 	s.Records++
 	s.LastLSN = rec.LSN
 	s.PayloadBytes += int64(len(rec.Payload))
-	if rec.Padded() {
-		s.PadBytes += min(rec.End(), s.FileSize) - rec.Offset - int64(segment.FrameSize(len(rec.Payload)))
-	}
+	// Padding that would run past the file's end (a file cut short)
+	// ends with it.
+	s.PadBytes += min(rec.Padding(), s.FileSize-rec.Offset-int64(segment.FrameSize(len(rec.Payload))))
 	if sc.opts.Record != nil && rec.LSN >= sc.opts.From {
 		return sc.opts.Record(s, rec)
 	}

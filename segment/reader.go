@@ -94,6 +94,10 @@ func (r Record) Padded() bool { return r.Flags&FlagPadToPage != 0 }
 // End returns where the frame after the record's starts (FrameEnd).
 func (r Record) End() int64 { return FrameEnd(r.Offset, len(r.Payload), r.Flags) }
 
+// Padding returns the bytes of padding after the record's frame: 0 unless
+// it is flagged FlagPadToPage.
+func (r Record) Padding() int64 { return r.End() - r.Offset - int64(FrameSize(len(r.Payload))) }
+
 // Position is a place in a segment where reading can start: the offset of a
 // frame, the LSN that frame must carry, and the lowest epoch it may carry
 // (the epoch of the frame before it; 0 at the start of a segment).
@@ -363,11 +367,7 @@ func (r *Reader) nextInWindow(rec *Record) bool {
 	} else if r.batchOff < 0 {
 		r.batchOff, r.batchLSN = off, lsn
 	}
-	end := off + int64(len(frame))
-	if flags&FlagPadToPage != 0 {
-		end = min(PadToPage(end), r.size)
-	}
-	r.pos = Position{Offset: end, LSN: lsn + 1, Epoch: epoch}
+	r.pos = Position{Offset: r.frameEnd(off, int(n), flags), LSN: lsn + 1, Epoch: epoch}
 	// Field by field: a composite literal is built on the stack and copied
 	// with a write barrier (in BenchmarkReplay 10 ns of a 230 ns record;
 	// field by field, 5).

@@ -108,7 +108,7 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 	opts.Record = func(s *inspect.Segment, rec segment.Record) error {
 		if *format == "json" {
 			r := dumpRecord{Type: "record", LSN: rec.LSN, Segment: s.Name, Offset: rec.Offset, Length: len(rec.Payload),
-				CRC: rec.CRC, Lag: rec.Lag, Epoch: rec.Epoch, BatchContinues: rec.BatchContinues(), Padding: padding(rec)}
+				CRC: rec.CRC, Lag: rec.Lag, Epoch: rec.Epoch, BatchContinues: rec.BatchContinues(), Padding: rec.Padding()}
 			if enc != nil {
 				p := enc(rec.Payload)
 				r.Payload = &p
@@ -120,7 +120,7 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 			bw.WriteString(" batch=continues")
 		}
 		if rec.Padded() {
-			fmt.Fprintf(bw, " pad=%d", padding(rec))
+			fmt.Fprintf(bw, " pad=%d", rec.Padding())
 		}
 		switch *payload {
 		case "none":
@@ -178,9 +178,3 @@ func runDump(args []string, stdout, stderr io.Writer) error {
 }
 
 var errStopDump = errors.New("stop at damage")
-
-// padding returns the bytes of padding after rec's frame (0 unless it is
-// flagged segment.FlagPadToPage).
-func padding(rec segment.Record) int64 {
-	return rec.End() - rec.Offset - int64(segment.FrameSize(len(rec.Payload)))
-}
