@@ -140,14 +140,7 @@ func TestVersion1LogAppends(t *testing.T) {
 	for _, be := range []Backend{BackendPwrite, BackendURing} {
 		t.Run(string(be), func(t *testing.T) {
 			dir := t.TempDir()
-			src := filepath.Join("..", "testdata", "intact")
-			ents, err := os.ReadDir(src)
-			require.NoError(t, err)
-			for _, e := range ents {
-				b, err := os.ReadFile(filepath.Join(src, e.Name()))
-				require.NoError(t, err)
-				require.NoError(t, os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644))
-			}
+			require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join("..", "testdata", "intact"))))
 			o := Options{Backend: be, SegmentSize: 64 << 10, MaxRecordSize: 4096}
 			w := openT(t, dir, o)
 			first := w.LastLSN() + 1

@@ -3,7 +3,6 @@ package wal
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -177,13 +176,7 @@ func TestRecycleFilesRemovedAtOpen(t *testing.T) {
 	require.Len(t, kept, DefaultRecycle)
 	// A crash: copy the directory as it is now.
 	crashed := t.TempDir()
-	ents, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(crashed, e.Name()), b, 0o644))
-	}
+	require.NoError(t, os.CopyFS(crashed, os.DirFS(dir)))
 	require.NoError(t, w.Close())
 	w2 := openT(t, crashed, o)
 	require.Empty(t, recycleFiles(t, crashed))
