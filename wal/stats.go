@@ -67,8 +67,8 @@ type Stats struct {
 	Batches  uint64  // chains with records completed (write + fdatasync, or write only for AppendAsync records)
 	Fsyncs   uint64  // fdatasync/fsync calls completed successfully
 	AvgBatch float64 // records per batch
-	// PadBytes counts the zeros laid to end durable batches on a page
-	// boundary (Options.NoPadding).
+	// PadBytes counts the zeros laid to end batches whose chain syncs on a
+	// page boundary (Options.NoPadding).
 	PadBytes uint64
 
 	// Latency of a chain from submission to completion, over the most
