@@ -606,6 +606,9 @@ func (w *WAL) pumpLocked() {
 			if w.inflight > 0 && (small || w.open.needSync) && !w.pipelineLocked() {
 				return
 			}
+			if w.gathering && w.open.needSync && small {
+				return // the completer seals it once woken appenders had their turn
+			}
 			w.padLocked(w.open)
 			w.pending = append(w.pending, w.open)
 			w.open = nil
@@ -643,6 +646,48 @@ func (w *WAL) pipelineLocked() bool {
 		return false
 	}
 	return 2*w.open.calls*waitScale >= w.waitAvg
+}
+
+// gatherLocked reports whether the completer, having completed b and left
+// nothing in flight, should let the appenders b's completion wakes come
+// back before the open batch is sealed: b carried appenders that wait,
+// usually at least two wait, and the open batch holds fewer than usually
+// wait.
+//
+// Without it, the first appender back finds nothing in flight and its
+// batch goes at once, with the few who beat it there; the rest wait in the
+// next batch for that chain as well as their own. With it the cohort goes
+// as one chain: at 16 appenders of 1 KiB records, chains that found nothing
+// in flight carried 2.5-3 records before and 15 after, and the log ran
+// 1.2-1.5x faster (both backends, side by side in the harness).
+func (w *WAL) gatherLocked(b *batch) bool {
+	return !w.opts.noGather && w.inflight == 0 && b.calls > 0 && w.failed == nil &&
+		w.waitAvg >= 2*waitScale && (w.open == nil || w.open.calls*waitScale < w.waitAvg)
+}
+
+// maxGatherYields bounds how many times the completer yields while it
+// gathers: what an appender that does not come back costs the batch.
+const maxGatherYields = 8
+
+// gather gives the appenders a completion woke their turn: they run, lay
+// their next records in the open batch (which nobody seals while
+// gathering) and wait. The completer yields the processor until the open
+// batch holds as many appenders as usually wait, at most maxGatherYields
+// times (no timer: with another processor idle, one yield may end before
+// the appenders ran), and then seals it.
+func (w *WAL) gather() {
+	for i := 1; ; i++ {
+		runtime.Gosched()
+		w.mu.Lock()
+		if i == maxGatherYields || w.failed != nil ||
+			w.open != nil && w.open.calls*waitScale >= w.waitAvg {
+			w.gathering = false
+			w.pumpLocked()
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+	}
 }
 
 // waitScale is waitAvg's fixed-point scale.
@@ -987,9 +1032,14 @@ func (w *WAL) completer() {
 			w.stats.noteBatch(b, lat)
 		}
 		w.releasePieces(b)
+		gather := w.gatherLocked(b)
+		w.gathering = gather
 		w.pumpLocked()
 		w.cond.Broadcast()
 		w.mu.Unlock()
 		b.finish(berr)
+		if gather {
+			w.gather()
+		}
 	}
 }

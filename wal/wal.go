@@ -7,8 +7,10 @@
 // pwrite flushers; on io_uring, a feeder for chains of AppendAsync
 // records), before its bytes are written. A
 // batch of records is sealed when its buffers are full, as soon as no chain is
-// in flight, once it holds half of the waiting appenders while one chain is
-// in flight, or (a batch of AppendAsync records only) once it holds half a
+// in flight (but first, when the chain that just completed woke appenders,
+// once they had a turn to come back), once it holds half of the waiting
+// appenders while one chain is in flight, or (a batch of AppendAsync
+// records only) once it holds half a
 // buffer while others are in flight, and written as one chain:
 // IORING_OP_WRITE_FIXED linked to an fdatasync at the batch's segment
 // offset. A batch whose chain syncs ends on a page boundary, padded with
@@ -157,6 +159,7 @@ type WAL struct {
 	tail           int64         // segment offset where the next frame goes
 	waiting        int           // Append / AppendBatch calls in batches not yet completed
 	waitAvg        int           // recent average of waiting at completions, times waitScale (pipelineLocked)
+	gathering      bool          // the completer lets the appenders it woke come back (gatherLocked)
 	segT0          time.Time     // when the active segment became active (or the log opened)
 	segOff0        int64         // tail then: the active segment's fill rate is measured from here
 

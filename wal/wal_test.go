@@ -1134,6 +1134,7 @@ type slowRing struct {
 	n        int64 // chains submitted
 	inflight int
 	recs     []int // records per chain that carries records
+	alone    []int // records per chain that carries records, submitted with nothing in flight
 	overlap  int   // chains submitted while another was in flight
 }
 
@@ -1153,6 +1154,9 @@ func (s *slowRing) Submit(ops []ring.Op) (ring.Completion, error) {
 		}
 		if n > 0 {
 			s.recs = append(s.recs, n/s.frameSize)
+			if s.inflight == 0 {
+				s.alone = append(s.alone, n/s.frameSize)
+			}
 		}
 	}
 	if s.inflight > 0 {
