@@ -505,6 +505,7 @@ func (w *WAL) closeOpenLocked() {
 // drainLocked ends the open batch and waits until every batch accepted so
 // far completed (became durable or failed).
 func (w *WAL) drainLocked() {
+	w.endGatherLocked()
 	w.requestSyncLocked()
 	w.closeOpenLocked()
 	w.pumpLocked()
@@ -606,8 +607,11 @@ func (w *WAL) pumpLocked() {
 			if w.inflight > 0 && (small || w.open.needSync) && !w.pipelineLocked() {
 				return
 			}
-			if w.gathering && w.open.needSync && small {
-				return // the completer seals it once woken appenders had their turn
+			if w.gathering && w.open.needSync {
+				if !w.gatheredLocked() {
+					return // woken appenders are still coming back
+				}
+				w.endGatherLocked()
 			}
 			w.padLocked(w.open)
 			w.pending = append(w.pending, w.open)
@@ -665,28 +669,44 @@ func (w *WAL) gatherLocked(b *batch) bool {
 		w.waitAvg >= 2*waitScale && (w.open == nil || w.open.calls*waitScale < w.waitAvg)
 }
 
-// maxGatherYields bounds how many times the completer yields while it
-// gathers: what an appender that does not come back costs the batch.
-const maxGatherYields = 8
+// startGatherLocked starts gathering after a chain that took lat: until it
+// is over (gatheredLocked), nobody seals the open batch if somebody waits
+// for it; it grows instead, up to maxPieces buffers. The appender that finds
+// the gathering over seals the batch, or gatherTimeout does if none comes
+// back in time. The completer itself does not wait: a completer that
+// yielded until the appenders were back handed the processor to whatever
+// else was runnable, and with the processors busy elsewhere a durable
+// append took 20 ms instead of 0.5 (8 appenders and a CPU-bound goroutine
+// per processor, GOMAXPROCS 1 and 2).
+func (w *WAL) startGatherLocked(lat time.Duration) {
+	w.gathering = true
+	w.gatherEnd = time.Now().Add(lat / 2)
+	w.gatherTimer.Reset(lat / 2)
+}
 
-// gather gives the appenders a completion woke their turn: they run, lay
-// their next records in the open batch (which nobody seals while
-// gathering) and wait. The completer yields the processor until the open
-// batch holds as many appenders as usually wait, at most maxGatherYields
-// times (no timer: with another processor idle, one yield may end before
-// the appenders ran), and then seals it.
-func (w *WAL) gather() {
-	for i := 1; ; i++ {
-		runtime.Gosched()
-		w.mu.Lock()
-		if i == maxGatherYields || w.failed != nil ||
-			w.open != nil && w.open.calls*waitScale >= w.waitAvg {
-			w.gathering = false
-			w.pumpLocked()
-			w.mu.Unlock()
-			return
-		}
-		w.mu.Unlock()
+// gatheredLocked reports whether gathering is over: the open batch holds
+// as many appenders as usually wait, or the gathering has lasted half as
+// long as the chain that started it. Gathering took 2-29 µs (medians;
+// 5-118 µs at the 99th percentile) at 4 to 64 appenders of 1 KiB records
+// here, next to chains of 150-250 µs.
+func (w *WAL) gatheredLocked() bool {
+	return w.open != nil && w.open.calls*waitScale >= w.waitAvg || !time.Now().Before(w.gatherEnd)
+}
+
+// endGatherLocked ends gathering.
+func (w *WAL) endGatherLocked() {
+	w.gathering = false
+	w.gatherTimer.Stop()
+}
+
+// gatherTimeout ends a gathering that is over by the clock when nobody came
+// back to find it over, and lets the open batch go.
+func (w *WAL) gatherTimeout() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gathering && !time.Now().Before(w.gatherEnd) {
+		w.gathering = false
+		w.pumpLocked()
 	}
 }
 
@@ -1032,14 +1052,12 @@ func (w *WAL) completer() {
 			w.stats.noteBatch(b, lat)
 		}
 		w.releasePieces(b)
-		gather := w.gatherLocked(b)
-		w.gathering = gather
+		if w.gatherLocked(b) {
+			w.startGatherLocked(lat)
+		}
 		w.pumpLocked()
 		w.cond.Broadcast()
 		w.mu.Unlock()
 		b.finish(berr)
-		if gather {
-			w.gather()
-		}
 	}
 }

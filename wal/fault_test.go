@@ -424,6 +424,58 @@ func TestCompleterGathersCohort(t *testing.T) {
 	})
 }
 
+// TestGatheringEndsWhenNobodyComesBack: the appenders a completion woke may
+// not come back (here: they are done). A lone append made while the log
+// gathers them still becomes durable: its batch goes once half the chain's
+// time has passed, on the timer if nobody else comes to seal it.
+func TestGatheringEndsWhenNobodyComesBack(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		// Chains 50 ms late: the gathering after the last one lasts about
+		// 25 ms, which the lone append below comes well inside of.
+		const writers, each, size = 16, 5, 100
+		o := Options{Backend: be}
+		sr := &slowRing{delay: 50 * time.Millisecond, slow: -1}
+		o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { sr.inner = s; return sr }
+		w := openT(t, t.TempDir(), o)
+		defer w.Close()
+		var wg sync.WaitGroup
+		for g := range writers {
+			wg.Go(func() {
+				for i := range each {
+					_, err := w.Append(payload(uint64(g<<16|i), size))
+					assert.NoError(t, err)
+				}
+			})
+		}
+		// The last appenders to finish leave gatherings nobody ends but the
+		// clock too.
+		all := make(chan struct{})
+		go func() { wg.Wait(); close(all) }()
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the appenders did not finish in 10 s")
+		}
+		w.mu.Lock()
+		gathering := w.gathering
+		w.mu.Unlock()
+		done := make(chan error, 1)
+		go func() {
+			_, err := w.Append(payload(1, size))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("a lone append made while gathering (gathering at the start: %v) did not return in 10 s", gathering)
+		}
+		t.Logf("gathering when the lone append came: %v; %v", gathering, w.Stats())
+		assert.True(t, gathering, "the last chain's completion started gathering: this test checks how it ends")
+		assert.Equal(t, uint64(writers*each+1), w.LastLSN())
+	})
+}
+
 // feedRing counts the chains that only write (they end in the writeback
 // hint) and those of them not submitted from the feeder goroutine, and
 // fails the submission of write-only chains once failWrites is set.

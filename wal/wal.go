@@ -5,13 +5,13 @@
 // frames' checksums are filled in once the batch is sealed, off the log's
 // lock where a goroutine other than the appenders writes the batch (the
 // pwrite flushers; on io_uring, a feeder for chains of AppendAsync
-// records), before its bytes are written. A
-// batch of records is sealed when its buffers are full, as soon as no chain is
-// in flight (but first, when the chain that just completed woke appenders,
-// once they had a turn to come back), once it holds half of the waiting
+// records), before its bytes are written. A batch of records is sealed
+// when its buffers are full, as soon as no chain is in flight (but, when
+// the chain that just completed woke appenders, only once they are back or
+// half that chain's time passed), once it holds half of the waiting
 // appenders while one chain is in flight, or (a batch of AppendAsync
-// records only) once it holds half a
-// buffer while others are in flight, and written as one chain:
+// records only) once it holds half a buffer while others are in flight,
+// and written as one chain:
 // IORING_OP_WRITE_FIXED linked to an fdatasync at the batch's segment
 // offset. A batch whose chain syncs ends on a page boundary, padded with
 // zeros, when the padding is at most a quarter of its bytes
@@ -160,6 +160,8 @@ type WAL struct {
 	waiting        int           // Append / AppendBatch calls in batches not yet completed
 	waitAvg        int           // recent average of waiting at completions, times waitScale (pipelineLocked)
 	gathering      bool          // the completer lets the appenders it woke come back (gatherLocked)
+	gatherEnd      time.Time     // ... until then at most (gatheredLocked)
+	gatherTimer    *time.Timer   // ends a gathering nobody came back to end (gatherTimeout)
 	segT0          time.Time     // when the active segment became active (or the log opened)
 	segOff0        int64         // tail then: the active segment's fill rate is measured from here
 
@@ -205,6 +207,8 @@ func Open(dir string, opts Options) (*WAL, error) {
 	w := &WAL{dir: dir, opts: o, log: o.Logger}
 	w.cond = sync.NewCond(&w.mu)
 	w.closeCtx, w.cancel = context.WithCancel(context.Background())
+	w.gatherTimer = time.AfterFunc(time.Hour, w.gatherTimeout)
+	w.gatherTimer.Stop()
 	ok := false
 	defer func() {
 		if !ok {
