@@ -679,14 +679,20 @@ func (w *WAL) gatherLocked(b *batch) bool {
 // append took 20 ms instead of 0.5 (8 appenders and a CPU-bound goroutine
 // per processor, GOMAXPROCS 1 and 2).
 func (w *WAL) startGatherLocked(lat time.Duration) {
+	d := min(lat/2, maxGatherWait)
 	w.gathering = true
-	w.gatherEnd = time.Now().Add(lat / 2)
-	w.gatherTimer.Reset(lat / 2)
+	w.gatherEnd = time.Now().Add(d)
+	w.gatherTimer.Reset(d)
 }
+
+// maxGatherWait caps how long a gathering lasts when appenders do not come
+// back: a chain that stalled (or was rescued after rescueAfter) must not
+// hold the next batch for half its time.
+const maxGatherWait = 10 * time.Millisecond
 
 // gatheredLocked reports whether gathering is over: the open batch holds
 // as many appenders as usually wait, or the gathering has lasted half as
-// long as the chain that started it. Gathering took 2-29 µs (medians;
+// long as the chain that started it (at most maxGatherWait). Gathering took 2-29 µs (medians;
 // 5-118 µs at the 99th percentile) at 4 to 64 appenders of 1 KiB records
 // here, next to chains of 150-250 µs.
 func (w *WAL) gatheredLocked() bool {

@@ -430,8 +430,9 @@ func TestCompleterGathersCohort(t *testing.T) {
 // time has passed, on the timer if nobody else comes to seal it.
 func TestGatheringEndsWhenNobodyComesBack(t *testing.T) {
 	backends(t, func(t *testing.T, be Backend) {
-		// Chains 50 ms late: the gathering after the last one lasts about
-		// 25 ms, which the lone append below comes well inside of.
+		// Chains 50 ms late: the gathering after the last one lasts
+		// maxGatherWait (10 ms), which the lone append below comes well
+		// inside of.
 		const writers, each, size = 16, 5, 100
 		o := Options{Backend: be}
 		sr := &slowRing{delay: 50 * time.Millisecond, slow: -1}

@@ -8,10 +8,10 @@
 // records), before its bytes are written. A batch of records is sealed
 // when its buffers are full, as soon as no chain is in flight (but, when
 // the chain that just completed woke appenders, only once they are back or
-// half that chain's time passed), once it holds half of the waiting
-// appenders while one chain is in flight, or (a batch of AppendAsync
-// records only) once it holds half a buffer while others are in flight,
-// and written as one chain:
+// half that chain's time, at most 10 ms, passed), once it holds half of the
+// waiting appenders while one chain is in flight, or (a batch of
+// AppendAsync records only) once it holds half a buffer while others are in
+// flight, and written as one chain:
 // IORING_OP_WRITE_FIXED linked to an fdatasync at the batch's segment
 // offset. A batch whose chain syncs ends on a page boundary, padded with
 // zeros, when the padding is at most a quarter of its bytes
