@@ -705,15 +705,12 @@ func (w *WAL) endGatherLocked() {
 	w.gatherTimer.Stop()
 }
 
-// gatherTimeout ends a gathering that is over by the clock when nobody came
-// back to find it over, and lets the open batch go.
+// gatherTimeout runs when a gathering is over by the clock and nobody came
+// back to find it over: pumpLocked finds it over and lets the open batch go.
 func (w *WAL) gatherTimeout() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.gathering && !time.Now().Before(w.gatherEnd) {
-		w.gathering = false
-		w.pumpLocked()
-	}
+	w.pumpLocked()
 }
 
 // waitScale is waitAvg's fixed-point scale.

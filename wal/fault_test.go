@@ -306,13 +306,14 @@ func TestCloseDuringAppends(t *testing.T) {
 	})
 }
 
-// appendThroughSlowRing opens a log with o whose chains each complete 3 ms
+// appendThroughSlowRing opens a log with o whose chains each complete delay
 // late, and has writers goroutines each append (and wait for) each records
-// of size bytes. It returns the open log and the ring, which recorded how
-// many records each chain carried and how many overlapped another.
-func appendThroughSlowRing(t *testing.T, o Options, writers, each, size int) (*WAL, *slowRing) {
+// of size bytes; it fails the test if they are not done in 10 s. It returns
+// the open log and the ring, which recorded how many records each chain
+// carried and how many overlapped another.
+func appendThroughSlowRing(t *testing.T, o Options, delay time.Duration, writers, each, size int) (*WAL, *slowRing) {
 	t.Helper()
-	sr := &slowRing{delay: 3 * time.Millisecond, slow: -1, frameSize: segment.FrameSize(size)}
+	sr := &slowRing{delay: delay, slow: -1, frameSize: segment.FrameSize(size)}
 	o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { sr.inner = s; return sr }
 	w := openT(t, t.TempDir(), o)
 	var wg sync.WaitGroup
@@ -326,7 +327,14 @@ func appendThroughSlowRing(t *testing.T, o Options, writers, each, size int) (*W
 			}
 		})
 	}
-	wg.Wait()
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		require.NoError(t, w.Close())
+		t.Fatal("the appenders did not finish in 10 s")
+	}
 	return w, sr
 }
 
@@ -340,7 +348,7 @@ func appendThroughSlowRing(t *testing.T, o Options, writers, each, size int) (*W
 func TestDurableBatchesWait(t *testing.T) {
 	backends(t, func(t *testing.T, be Backend) {
 		const writers, each, size = 32, 12, 16 << 10
-		w, sr := appendThroughSlowRing(t, Options{Backend: be}, writers, each, size)
+		w, sr := appendThroughSlowRing(t, Options{Backend: be}, 3*time.Millisecond, writers, each, size)
 		defer w.Close()
 		st := w.Stats()
 		sr.mu.Lock()
@@ -376,7 +384,7 @@ func TestDurableBatchesWait(t *testing.T) {
 func TestPipelinedCohorts(t *testing.T) {
 	backends(t, func(t *testing.T, be Backend) {
 		const writers, each, size = 16, 60, 100
-		w, sr := appendThroughSlowRing(t, Options{Backend: be, noGather: true}, writers, each, size)
+		w, sr := appendThroughSlowRing(t, Options{Backend: be, noGather: true}, 3*time.Millisecond, writers, each, size)
 		defer w.Close()
 		sr.mu.Lock()
 		defer sr.mu.Unlock()
@@ -410,7 +418,7 @@ func TestPipelinedCohorts(t *testing.T) {
 func TestCompleterGathersCohort(t *testing.T) {
 	backends(t, func(t *testing.T, be Backend) {
 		const writers, each, size = 16, 40, 100
-		w, sr := appendThroughSlowRing(t, Options{Backend: be}, writers, each, size)
+		w, sr := appendThroughSlowRing(t, Options{Backend: be}, 3*time.Millisecond, writers, each, size)
 		defer w.Close()
 		sr.mu.Lock()
 		alone := slices.Clone(sr.alone)
@@ -433,30 +441,11 @@ func TestGatheringEndsWhenNobodyComesBack(t *testing.T) {
 		// Chains 50 ms late: the gathering after the last one lasts
 		// maxGatherWait (10 ms), which the lone append below comes well
 		// inside of.
+		// The last appenders to finish leave gatherings that nobody but
+		// the clock ends, too.
 		const writers, each, size = 16, 5, 100
-		o := Options{Backend: be}
-		sr := &slowRing{delay: 50 * time.Millisecond, slow: -1}
-		o.wrapSubmitter = func(s ring.Submitter) ring.Submitter { sr.inner = s; return sr }
-		w := openT(t, t.TempDir(), o)
+		w, _ := appendThroughSlowRing(t, Options{Backend: be}, 50*time.Millisecond, writers, each, size)
 		defer w.Close()
-		var wg sync.WaitGroup
-		for g := range writers {
-			wg.Go(func() {
-				for i := range each {
-					_, err := w.Append(payload(uint64(g<<16|i), size))
-					assert.NoError(t, err)
-				}
-			})
-		}
-		// The last appenders to finish leave gatherings nobody ends but the
-		// clock too.
-		all := make(chan struct{})
-		go func() { wg.Wait(); close(all) }()
-		select {
-		case <-all:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the appenders did not finish in 10 s")
-		}
 		w.mu.Lock()
 		gathering := w.gathering
 		w.mu.Unlock()

@@ -155,7 +155,7 @@ type Options struct {
 	refuseMap     error                                      // replay's mappings fail with it
 	cacheProbe    func(fd int, off, n int64) (float64, bool) // replay's page-cache probe (default fsys.Cached)
 	rescueAfter   time.Duration                              // 0: rescueAfter
-	noGather      bool                                       // the completer never waits for woken appenders (gatherLocked)
+	noGather      bool                                       // no gathering (gatherLocked)
 }
 
 // Defaults.

@@ -159,7 +159,7 @@ type WAL struct {
 	tail           int64         // segment offset where the next frame goes
 	waiting        int           // Append / AppendBatch calls in batches not yet completed
 	waitAvg        int           // recent average of waiting at completions, times waitScale (pipelineLocked)
-	gathering      bool          // the completer lets the appenders it woke come back (gatherLocked)
+	gathering      bool          // appenders a completion woke are coming back: the open batch waits (gatherLocked)
 	gatherEnd      time.Time     // ... until then at most (gatheredLocked)
 	gatherTimer    *time.Timer   // ends a gathering nobody came back to end (gatherTimeout)
 	segT0          time.Time     // when the active segment became active (or the log opened)
