@@ -435,14 +435,14 @@ func TestCompleterGathersCohort(t *testing.T) {
 // TestGatheringEndsWhenNobodyComesBack: the appenders a completion woke may
 // not come back (here: they are done). A lone append made while the log
 // gathers them still becomes durable: its batch goes once half the chain's
-// time has passed, on the timer if nobody else comes to seal it.
+// time (at most 10 ms) has passed, on the timer if nobody else comes to
+// seal it.
 func TestGatheringEndsWhenNobodyComesBack(t *testing.T) {
 	backends(t, func(t *testing.T, be Backend) {
 		// Chains 50 ms late: the gathering after the last one lasts
 		// maxGatherWait (10 ms), which the lone append below comes well
-		// inside of.
-		// The last appenders to finish leave gatherings that nobody but
-		// the clock ends, too.
+		// inside of. The last appenders to finish leave gatherings that
+		// nobody but the clock ends, too.
 		const writers, each, size = 16, 5, 100
 		w, _ := appendThroughSlowRing(t, Options{Backend: be}, 50*time.Millisecond, writers, each, size)
 		defer w.Close()
