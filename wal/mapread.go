@@ -17,21 +17,12 @@ import (
 // figures.
 const mapWindow = 4 << 20
 
-// mapAlign is the boundary a map slot starts on: 2 MiB, the largest folio
-// the page cache holds on x86-64 (and the size a PMD maps). With large
-// folios in the page cache (a cold replay's read-ahead fills it with them,
-// rampReadahead) the kernel maps a window's pages a folio at a time when the
-// slot starts on this boundary: a warm replay of 512 MiB took 636 page
-// faults, against 7,987 with the slot 4 KiB off it and 3,963 with small
-// folios (PERFORMANCE.md, "Warm replay").
-const mapAlign = 2 << 20
-
 var (
 	pageSize = os.Getpagesize()
 	pageMask = int64(pageSize - 1)
 	// mapSlotSize holds a window whose start was moved back to a page
-	// boundary, rounded up to whole mapAlign units.
-	mapSlotSize = (mapWindow + pageSize + mapAlign - 1) &^ (mapAlign - 1)
+	// boundary.
+	mapSlotSize = mapWindow + pageSize
 )
 
 // A mapSlot is an address range that a reader maps its windows into, each
@@ -63,20 +54,11 @@ func takeMapSlot() (*mapSlot, error) {
 		return s, nil
 	}
 	mapSlots.mu.Unlock()
-	// Reserve mapAlign more than the slot, keep the part that starts on a
-	// mapAlign boundary and give the rest back.
-	p, err := unix.MmapPtr(-1, 0, nil, uintptr(mapSlotSize+mapAlign), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(mapSlotSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
 	if err != nil {
 		return nil, err
 	}
-	all := unsafe.Slice((*byte)(p), mapSlotSize+mapAlign)
-	head := int((mapAlign - uintptr(p)%mapAlign) % mapAlign)
-	if head > 0 {
-		_ = unix.MunmapPtr(unsafe.Pointer(&all[0]), uintptr(head))
-	}
-	// head < mapAlign, so a tail is always left over.
-	_ = unix.MunmapPtr(unsafe.Pointer(&all[head+mapSlotSize]), uintptr(mapAlign-head))
-	return &mapSlot{mem: all[head : head+mapSlotSize : head+mapSlotSize]}, nil
+	return &mapSlot{mem: unsafe.Slice((*byte)(p), mapSlotSize)}, nil
 }
 
 // mapFile maps n bytes of the file fd from off (page-aligned) at the start

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -254,37 +253,4 @@ func TestMappedReaderNeverClosed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	assert.False(t, mapped(), "the dropped reader's mapping was given back")
-}
-
-// TestMapSlotsStartOnMapAlign: every map slot, new or given back and taken
-// again, starts on a mapAlign boundary and spans mapSlotSize bytes, all of
-// them mapped (a window from any page of a file plus mapWindow fits), so
-// the kernel can map the page cache's 2 MiB folios a folio at a time.
-func TestMapSlotsStartOnMapAlign(t *testing.T) {
-	require.Zero(t, mapSlotSize%mapAlign)
-	require.GreaterOrEqual(t, mapSlotSize, mapWindow+pageSize)
-	check := func(s *mapSlot) {
-		t.Helper()
-		require.Len(t, s.mem, mapSlotSize)
-		assert.Zero(t, uintptr(unsafe.Pointer(&s.mem[0]))%mapAlign, "slot at %p", &s.mem[0])
-		s.mem[0], s.mem[len(s.mem)-1] = 1, 2 // both ends mapped and writable
-		assert.Equal(t, []byte{1, 2}, []byte{s.mem[0], s.mem[len(s.mem)-1]})
-	}
-	var slots []*mapSlot
-	for range 4 {
-		s, err := takeMapSlot()
-		require.NoError(t, err)
-		check(s)
-		slots = append(slots, s)
-	}
-	for _, s := range slots {
-		s.giveBack(nil)
-	}
-	for range 4 {
-		s, err := takeMapSlot()
-		require.NoError(t, err)
-		assert.Zero(t, s.mem[0], "a slot given back reads as zeros")
-		check(s)
-		s.giveBack(nil)
-	}
 }

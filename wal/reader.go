@@ -91,34 +91,6 @@ const (
 	coldReplayBuffer = 4 << 20
 )
 
-// rampMin and rampMax bound the reads of rampReadahead.
-const (
-	rampMin = 16 << 10
-	rampMax = 1 << 20
-)
-
-// rampReadahead reads [off, end) of a segment that is not in the page cache
-// from its start in reads of rampMin, 4 x rampMin, ... up to rampMax bytes,
-// into buf (at least rampMax bytes), before the reader reads it in its usual
-// chunks. The kernel's read-ahead of a file starts with small folios and
-// makes each later round's folios four times larger: opened with a 4 MiB
-// read, a 64 MiB segment ended up with its first 8 MiB in 4 KiB pages and
-// none in 2 MiB folios, which a large file (the raw baseline's 512 MiB) is
-// mostly in. After these four reads (1.3 MiB, read again from the page cache
-// by the reader) 28 of its 32 2 MiB ranges were in 2 MiB folios. The page
-// cache then reads back faster: warm replays through mappings (with the
-// slot aligned, mapAlign) 7.4-8.2 -> 10.2-11.0 GB/s (PERFORMANCE.md, "Warm
-// replay"). It is a hint: errors are left to the reads that follow.
-func rampReadahead(f io.ReaderAt, off, end int64, buf []byte) {
-	for n := int64(rampMin); n <= rampMax && off < end; n *= 4 {
-		got, err := f.ReadAt(buf[:min(n, end-off)], off)
-		if got <= 0 || err != nil {
-			return
-		}
-		off += int64(got)
-	}
-}
-
 // cachedEnough is the fraction of a segment's pages in the page cache from
 // which a Reader reads it as cached. Not 1: the kernel evicts a few pages of
 // a segment just read now and then (on the VM measured, up to 12 of 2048
@@ -159,7 +131,6 @@ type Reader struct {
 	cold    bool          // the current segment was not all in the page cache when opened
 	fresh   uint64        // the durable end (LastLSN) when sr was opened: its window holds every record up to it
 	retries int           // records read again after the segment reader failed on them (tests)
-	ramps   int           // cold segments whose read-ahead rampReadahead ramped (tests)
 	viaMap  bool          // sr reads through mr
 	backSeq uint64        // TruncateBacks seen (WAL.backN)
 	cr      *readRing     // the cold ring, held while reading a cold segment (io_uring)
@@ -368,18 +339,6 @@ func (r *Reader) open() error {
 			// 512 KiB READ_FIXED chunks from the disk.
 			rr = r.cr
 		}
-	}
-	if switched && r.cold {
-		// One buffer for the ramp and, on pread, the chunks after it.
-		n := rampMax
-		if rr == nil {
-			n = max(n, int(min(int64(opts.BufferSize), fi.Size())))
-		}
-		if cap(r.buf) < n {
-			r.buf = make([]byte, n)
-		}
-		rampReadahead(r.f, off, end, r.buf[:rampMax])
-		r.ramps++
 	}
 	var ra io.ReaderAt = r.f
 	switch {
