@@ -692,9 +692,9 @@ const maxGatherWait = 10 * time.Millisecond
 
 // gatheredLocked reports whether gathering is over: the open batch holds
 // as many appenders as usually wait, or the gathering has lasted half as
-// long as the chain that started it (at most maxGatherWait). Gathering took 2-29 µs (medians;
-// 5-118 µs at the 99th percentile) at 4 to 64 appenders of 1 KiB records
-// here, next to chains of 150-250 µs.
+// long as the chain that started it (at most maxGatherWait). Gathering
+// took 2-29 µs (medians; 5-118 µs at the 99th percentile) at 4 to 64
+// appenders of 1 KiB records here, next to chains of 150-250 µs.
 func (w *WAL) gatheredLocked() bool {
 	return w.open != nil && w.open.calls*waitScale >= w.waitAvg || !time.Now().Before(w.gatherEnd)
 }
