@@ -19,6 +19,13 @@ func StartWriteback(fd int, off, n int64) error {
 	return unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
 
+// WaitWriteback waits until the writeback already under way in [off,
+// off+n) has reached the disk: sync_file_range(2) with
+// SYNC_FILE_RANGE_WAIT_BEFORE. It starts nothing and makes nothing durable.
+func WaitWriteback(fd int, off, n int64) error {
+	return unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WAIT_BEFORE)
+}
+
 // Fallocate reserves [off, off+n) of the file: fallocate(2). It reports
 // false, and no error, where the file system does not support it (ext2,
 // ramfs, some NFS and FUSE file systems).
