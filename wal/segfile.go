@@ -327,6 +327,7 @@ type preparer struct {
 	// maybePrepareLocked); prepared counts files made in each mode.
 	mode     atomic.Int32
 	prepared [2]atomic.Uint64
+	hurried  atomic.Uint64 // zero-fills cut short by a hurry (Stats.FillsHurried)
 	// rate paces the next zero-fill (fillControl.rate), set with the kick.
 	rate atomic.Int64
 	wake chan struct{} // hurry was set
@@ -422,7 +423,7 @@ func (p *preparer) prepare() (*prepared, error) {
 	p.mu.Unlock()
 	path := filepath.Join(p.w.dir, fmt.Sprintf("prepare-%d%s", seq, segment.TempFileSuffix))
 	mode := Prealloc(p.mode.Load())
-	fc := fillControl{stop: p.quit, hurry: &p.hurry, wake: p.wake, rate: p.rate.Load(), noFallocate: p.w.noteNoFallocate}
+	fc := fillControl{stop: p.quit, hurry: &p.hurry, wake: p.wake, rate: p.rate.Load(), noFallocate: p.w.noteNoFallocate, cutShort: &p.hurried}
 	f, err := createPrepared(path, p.w.opts.SegmentSize, mode, fc)
 	if err != nil {
 		return nil, err
@@ -454,7 +455,10 @@ type fillControl struct {
 	// fallocate(2) (ext2, ramfs, some NFS and FUSE file systems): the fill
 	// writes zeros instead.
 	noFallocate func()
-	zerosOnly   bool // fallocate refused: zeros to the end
+	// cutShort, if set, counts fills a hurry cut short (the rest
+	// fallocated).
+	cutShort  *atomic.Uint64
+	zerosOnly bool // fallocate refused: zeros to the end
 }
 
 // fallocate reserves [off, off+n) of f. It reports false, and no error,
@@ -543,6 +547,9 @@ func createPrepared(path string, size int64, mode Prealloc, fc fillControl) (*os
 					return fail(err)
 				}
 				if done {
+					if fc.cutShort != nil {
+						fc.cutShort.Add(1)
+					}
 					break
 				}
 				fc.zerosOnly = true // the rest in zeros, unpaced

@@ -83,6 +83,15 @@ type Stats struct {
 	// Recycled counts rotations into a recycled file (one TruncateFront
 	// dropped; Options.RecycleSegments), which needed no preparation.
 	Recycled uint64
+	// ZeroFilled and Fallocated count the new segment files the log
+	// prepared by writing zeros and by fallocate(2) (Options.Prealloc;
+	// segments filled mostly by AppendAsync records are followed by
+	// fallocated ones). FillsHurried counts zero-fills a waiting rotation
+	// cut short, the rest of the file fallocated: appends into that part
+	// sync more slowly. A count that keeps rising means the disk does not
+	// take the zeros as fast as the log fills segments (more
+	// RecycleSegments, or PreallocFallocate, avoid the zeros).
+	ZeroFilled, Fallocated, FillsHurried uint64
 	// Kicks counts no-op submissions (io_uring backend) made because a
 	// chain was in flight for more than a second: each wakes the ring
 	// library's reaper, in case a completion's wake-up went missing.
@@ -104,8 +113,9 @@ type Stats struct {
 	ReadFixedBytes uint64
 }
 
-// String summarises the stats on one line. Recycled rotations, kicks,
-// rescues and a failure are shown only when there are any.
+// String summarises the stats on one line. Recycled rotations, prepared
+// files, hurried fills, kicks, rescues and a failure are shown only when
+// there are any.
 func (s Stats) String() string {
 	str := fmt.Sprintf("backend=%s records=%d bytes=%s batches=%d avg_batch=%.1f fsyncs=%d sync_p50=%v sync_p99=%v inflight=%d/%d segments=%d",
 		s.Backend, s.Records, humanize.Bytes(s.Bytes), s.Batches, s.AvgBatch, s.Fsyncs, s.SyncP50, s.SyncP99, s.InFlight, s.MaxInFlight, s.Segments)
@@ -114,6 +124,12 @@ func (s Stats) String() string {
 	}
 	if s.Recycled > 0 {
 		str += fmt.Sprintf(" recycled=%d", s.Recycled)
+	}
+	if s.ZeroFilled > 0 || s.Fallocated > 0 {
+		str += fmt.Sprintf(" prepared=zeros:%d,fallocate:%d", s.ZeroFilled, s.Fallocated)
+	}
+	if s.FillsHurried > 0 {
+		str += fmt.Sprintf(" fills_hurried=%d", s.FillsHurried)
 	}
 	if s.Kicks > 0 || s.Rescues > 0 {
 		str += fmt.Sprintf(" kicks=%d rescues=%d", s.Kicks, s.Rescues)
@@ -139,6 +155,9 @@ func (w *WAL) Stats() Stats {
 	st.Appends = w.stats.appends.Load()
 	st.Rotations = w.stats.rotations.Load()
 	st.Recycled = w.stats.recycled.Load()
+	st.ZeroFilled = w.prep.prepared[PreallocZero].Load()
+	st.Fallocated = w.prep.prepared[PreallocFallocate].Load()
+	st.FillsHurried = w.prep.hurried.Load()
 	st.PadBytes = w.stats.padBytes.Load()
 	st.Kicks = w.stats.kicks.Load()
 	st.Rescues = w.stats.rescues.Load()

@@ -944,12 +944,14 @@ func TestCreatePreparedPaced(t *testing.T) {
 	t.Run("paced", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "p.tmp")
 		start := time.Now()
-		f, err := createPrepared(path, size, PreallocZero, fillControl{rate: 16 * zeroChunk})
+		var cut atomic.Uint64
+		f, err := createPrepared(path, size, PreallocZero, fillControl{rate: 16 * zeroChunk, cutShort: &cut})
 		require.NoError(t, err)
 		f.Close()
 		// Chunks are due at 0, 1/16, 2/16 and 3/16 s; a slower machine
 		// only makes it later.
 		assert.GreaterOrEqual(t, time.Since(start), 3*time.Second/16)
+		assert.Zero(t, cut.Load(), "nobody hurried it")
 	})
 	t.Run("hurried", func(t *testing.T) {
 		var hurry atomic.Bool
@@ -962,10 +964,12 @@ func TestCreatePreparedPaced(t *testing.T) {
 		}()
 		start := time.Now()
 		// At one chunk a second the fill would take 3 s.
-		f, err := createPrepared(path, size, PreallocZero, fillControl{hurry: &hurry, wake: wake, rate: zeroChunk})
+		var cut atomic.Uint64
+		f, err := createPrepared(path, size, PreallocZero, fillControl{hurry: &hurry, wake: wake, rate: zeroChunk, cutShort: &cut})
 		require.NoError(t, err)
 		defer f.Close()
 		assert.Less(t, time.Since(start), 2*time.Second, "the hurry ended the pause")
+		assert.Equal(t, uint64(1), cut.Load(), "counted as cut short")
 		data, err := os.ReadFile(path)
 		require.NoError(t, err)
 		assert.Len(t, data, size)
@@ -1210,6 +1214,13 @@ func TestPreallocFollowsWorkload(t *testing.T) {
 		zero, falloc := w.prep.prepared[PreallocZero].Load(), w.prep.prepared[PreallocFallocate].Load()
 		assert.GreaterOrEqual(t, zero, uint64(3))
 		assert.Zero(t, falloc, "no bulk yet")
+		// Stats shows the files prepared (the preparer may finish one more
+		// between the loads).
+		st := w.Stats()
+		assert.GreaterOrEqual(t, st.ZeroFilled, zero)
+		assert.LessOrEqual(t, st.ZeroFilled, w.prep.prepared[PreallocZero].Load())
+		assert.Zero(t, st.Fallocated)
+		assert.Contains(t, st.String(), fmt.Sprintf("prepared=zeros:%d,fallocate:0", st.ZeroFilled))
 		for range 800 { // as many AppendAsync records
 			lsn++
 			_, err := w.AppendAsync(payload(lsn, 300))
@@ -1218,6 +1229,9 @@ func TestPreallocFollowsWorkload(t *testing.T) {
 		require.NoError(t, w.Sync())
 		assert.GreaterOrEqual(t, w.prep.prepared[PreallocFallocate].Load(), uint64(2), "bulk segments are followed by fallocated ones")
 		assert.LessOrEqual(t, w.prep.prepared[PreallocZero].Load(), zero+1, "at most the segment prepared while the mix changed")
+		fst := w.Stats().Fallocated
+		assert.GreaterOrEqual(t, fst, uint64(2), "Stats shows the files fallocated")
+		assert.LessOrEqual(t, fst, w.prep.prepared[PreallocFallocate].Load())
 		require.NoError(t, w.Close())
 		w = openT(t, dir, o)
 		defer w.Close()
