@@ -434,6 +434,12 @@ func (w *WAL) commitLaidLocked(b *batch, n int) {
 	b.nrec += n
 	w.nextLSN += uint64(n)
 	b.lastLSN = w.nextLSN - 1
+	if w.segT0.IsZero() {
+		// The first records since Open: the active segment's fill rate,
+		// which paces the next segment's zero-fill, is measured from
+		// here, not from Open (a replay may have come between).
+		w.segT0, w.segOff0 = time.Now(), w.tail
+	}
 	w.tail = w.enc.Offset()
 	w.maybePrepareLocked()
 	if !b.pieces[0].fixed {

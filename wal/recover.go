@@ -139,7 +139,7 @@ func (w *WAL) recover() error {
 	}
 	w.active = w.segs[len(w.segs)-1]
 	w.tail = max(w.active.end, segment.DataOffset)
-	w.markSegStartLocked()
+	w.segT0 = time.Time{} // the fill rate is measured from the first append (commitLaidLocked)
 	w.nextSeq = w.active.hdr.Seq + 1
 	w.nextLSN = w.active.last() + 1
 	w.durable.Store(w.nextLSN - 1)

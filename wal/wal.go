@@ -162,7 +162,7 @@ type WAL struct {
 	gathering      bool          // appenders a completion woke are coming back: the open batch waits (gatherLocked)
 	gatherEnd      time.Time     // ... until then at most (gatheredLocked)
 	gatherTimer    *time.Timer   // ends a gathering nobody came back to end (gatherTimeout)
-	segT0          time.Time     // when the active segment became active (or the log opened)
+	segT0          time.Time     // when the active segment became active (or, after Open, took its first records; zero until then)
 	segOff0        int64         // tail then: the active segment's fill rate is measured from here
 
 	submitted chan *batch // FIFO of submitted chains, read by the completer
@@ -229,8 +229,10 @@ func Open(dir string, opts Options) (*WAL, error) {
 	if err := w.recover(); err != nil {
 		return nil, err
 	}
+	// The next segment is asked for by the first records appended, not
+	// here: a log opened to be read (a restart's replay, a tool) writes
+	// no segment's worth of zeros beside its reads.
 	w.prep = newPreparer(w)
-	w.maybePrepareLocked()
 	w.submitted = make(chan *batch, o.MaxInFlight+1)
 	w.compDone = make(chan struct{})
 	w.giveUp = make(chan struct{})

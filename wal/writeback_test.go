@@ -6,10 +6,13 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwal/ringwal/segment"
 )
 
 // TestCreatePreparedBoundsWriteback: a zero-fill keeps at most two chunks
@@ -61,4 +64,38 @@ func TestCreatePreparedBoundsWriteback(t *testing.T) {
 	// Two chunks, and the pages of the next one, which the kernel's own
 	// flusher may have started writing before the fill did.
 	assert.LessOrEqual(t, most, uint64(3*zeroChunk/page), "zeros under writeback")
+}
+
+// TestOpenPreparesNothing: Open does not ask for the next segment, even
+// when the last one is past the quarter at which appends ask for it, so a
+// log opened to be replayed writes no zero-filled segment beside its
+// reads. The first append after Open asks for it.
+func TestOpenPreparesNothing(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		o := smallOpts(be)
+		w := openT(t, dir, o)
+		for i := uint64(1); w.Stats().Rotations < 1 || w.tail < o.SegmentSize/2; i++ {
+			_, err := w.Append(payload(i, 300))
+			require.NoError(t, err)
+		}
+		require.NoError(t, w.Close())
+
+		w = openT(t, dir, o)
+		defer w.Close()
+		require.Greater(t, w.tail, o.SegmentSize/4, "the last segment is past the quarter")
+		recs := readAll(t, w, 1)
+		require.NotEmpty(t, recs)
+		time.Sleep(100 * time.Millisecond) // a preparation started by Open would be under way or done
+		st := w.Stats()
+		assert.Zero(t, st.ZeroFilled+st.Fallocated, "Open and the replay prepared no segment")
+		tmp, err := filepath.Glob(filepath.Join(dir, "*"+segment.TempFileSuffix))
+		require.NoError(t, err)
+		assert.Empty(t, tmp, "no file being prepared")
+
+		_, err = w.Append(payload(uint64(len(recs))+1, 300))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { st := w.Stats(); return st.ZeroFilled+st.Fallocated == 1 },
+			5*time.Second, 5*time.Millisecond, "the first append asked for the next segment")
+	})
 }
