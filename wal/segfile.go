@@ -311,7 +311,9 @@ func (w *WAL) rotateLocked() error {
 // full (and a rotation that finds nothing ready kicks it too), so a fresh or
 // lightly used log does not write a segment's worth of zeros in the
 // background, and the zeros are paced over the time the active segment
-// takes to fill (maybePrepareLocked). Close interrupts it.
+// takes to fill (maybePrepareLocked). Only appends kick it, never Open: a
+// log opened to be replayed writes nothing beside its reads. Close
+// interrupts it.
 type preparer struct {
 	w     *WAL
 	want  chan struct{} // a kick: prepare one file
