@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -479,7 +480,9 @@ const minZeroRate = 4 << 20
 
 // zeroRate is the pace for zeroing a segment of size bytes while the active
 // one, which took elapsed to fill filled bytes, has left bytes to go: done
-// after three quarters of that time, and never slower than minZeroRate.
+// after three quarters of that time, and never slower than minZeroRate. A
+// pace too fast for an int64 (a sample of nanoseconds, such as the first
+// batch after Open) is no pace: 0, as fast as the disk takes the zeros.
 func zeroRate(size, filled, left int64, elapsed time.Duration) int64 {
 	if filled <= 0 || elapsed <= 0 {
 		return 0
@@ -488,7 +491,11 @@ func zeroRate(size, filled, left int64, elapsed time.Duration) int64 {
 	if secs <= 0 {
 		return 0
 	}
-	return max(int64(float64(size)/secs), minZeroRate)
+	rate := float64(size) / secs
+	if rate >= math.MaxInt64 {
+		return 0
+	}
+	return max(int64(rate), minZeroRate)
 }
 
 // markSegStartLocked starts measuring the active segment's fill rate.

@@ -990,6 +990,8 @@ func TestZeroRate(t *testing.T) {
 		{64 * mib, 16 * mib, 48 * mib, 0, 0},            // likewise
 		{64 * mib, 16 * mib, 0, time.Second, 0},         // nothing left: unpaced
 		{64 * mib, 1, 48 * mib, time.Hour, minZeroRate}, // slow log: the floor
+		// A sample too short to pace by (it once overflowed to the floor).
+		{64 * mib, mib, 100, 50 * time.Nanosecond, 0},
 	} {
 		assert.Equal(t, c.want, zeroRate(c.size, c.filled, c.left, c.elapsed), "%+v", c)
 	}
