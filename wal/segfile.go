@@ -329,7 +329,7 @@ type preparer struct {
 	// maybePrepareLocked); prepared counts files made in each mode.
 	mode     atomic.Int32
 	prepared [2]atomic.Uint64
-	hurried  atomic.Uint64 // zero-fills cut short by a hurry (Stats.FillsHurried)
+	cutShort atomic.Uint64 // zero-fills a hurry cut short (Stats.FillsHurried)
 	// rate paces the next zero-fill (fillControl.rate), set with the kick.
 	rate atomic.Int64
 	wake chan struct{} // hurry was set
@@ -425,7 +425,7 @@ func (p *preparer) prepare() (*prepared, error) {
 	p.mu.Unlock()
 	path := filepath.Join(p.w.dir, fmt.Sprintf("prepare-%d%s", seq, segment.TempFileSuffix))
 	mode := Prealloc(p.mode.Load())
-	fc := fillControl{stop: p.quit, hurry: &p.hurry, wake: p.wake, rate: p.rate.Load(), noFallocate: p.w.noteNoFallocate, cutShort: &p.hurried}
+	fc := fillControl{stop: p.quit, hurry: &p.hurry, wake: p.wake, rate: p.rate.Load(), noFallocate: p.w.noteNoFallocate, cutShort: &p.cutShort}
 	f, err := createPrepared(path, p.w.opts.SegmentSize, mode, fc)
 	if err != nil {
 		return nil, err

@@ -157,7 +157,7 @@ func (w *WAL) Stats() Stats {
 	st.Recycled = w.stats.recycled.Load()
 	st.ZeroFilled = w.prep.prepared[PreallocZero].Load()
 	st.Fallocated = w.prep.prepared[PreallocFallocate].Load()
-	st.FillsHurried = w.prep.hurried.Load()
+	st.FillsHurried = w.prep.cutShort.Load()
 	st.PadBytes = w.stats.padBytes.Load()
 	st.Kicks = w.stats.kicks.Load()
 	st.Rescues = w.stats.rescues.Load()
