@@ -118,11 +118,18 @@ func (s *mapSlot) giveBack(keep []byte) {
 // copy over it, and walctl's repair zeroes and renames, under the log's lock.
 type mappedReader struct {
 	segmentFile
-	size  int64
-	slot  *mapSlot
-	m     []byte // the current window, in slot.mem
-	mOff  int64  // file offset of m[0]
-	buf   []byte // for reads when a mapping is refused
+	size int64
+	slot *mapSlot
+	m    []byte // the current window, in slot.mem
+	mOff int64  // file offset of m[0]
+	buf  []byte // for reads when a mapping is refused
+	// readSize is the size of those reads (at least): replayBuffer for a
+	// segment in the page cache, coldReplayBuffer for one on the disk.
+	readSize int
+	// seq: the segment is read from the disk; its windows are advised
+	// sequential (MADV_SEQUENTIAL), so their page faults read ahead as a
+	// sequential read does, not around the faulting page.
+	seq   bool
 	onErr func(error)
 	err   error // the refusal: every later view is read
 	maps  int   // windows mapped
@@ -132,7 +139,7 @@ type mappedReader struct {
 }
 
 func newMappedReader(f *os.File, size int64, buf []byte, onErr func(error), refuse error) *mappedReader {
-	return &mappedReader{segmentFile: segmentFile{f}, size: size, buf: buf, onErr: onErr, err: refuse, dataEnd: -1}
+	return &mappedReader{segmentFile: segmentFile{f}, size: size, buf: buf, onErr: onErr, err: refuse, dataEnd: -1, readSize: replayBuffer}
 }
 
 // ReadAt reads from the file (the segment reader reads the header and
@@ -170,8 +177,8 @@ func (v *mappedReader) View(off int64, least, most int) ([]byte, error) {
 		v.onErr(fmt.Errorf("wal: map %s: %w", v.f.Name(), v.err))
 		v.onErr = nil
 	}
-	// Read windows of the size that reads best from the page cache.
-	n := int(min(end-off, int64(max(least, replayBuffer))))
+	// Read windows of the size that reads best from where the segment is.
+	n := int(min(end-off, int64(max(least, v.readSize))))
 	if cap(v.buf) < n {
 		v.buf = make([]byte, n)
 	}
@@ -199,6 +206,9 @@ func (v *mappedReader) mapWindow(off, end int64) ([]byte, error) {
 		v.slot.giveBack(nil)
 		v.slot = nil
 		return nil, err
+	}
+	if v.seq {
+		_ = unix.Madvise(m, unix.MADV_SEQUENTIAL) // advice: a refusal changes nothing read
 	}
 	v.m, v.mOff = m, start
 	v.maps++

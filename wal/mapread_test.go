@@ -27,7 +27,9 @@ import (
 func mappedLog(t *testing.T, o Options, n uint64) *WAL {
 	t.Helper()
 	o.Backend, o.SegmentSize, o.MaxRecordSize = BackendPwrite, 8<<20, 64<<10
-	o.cacheProbe = inCache
+	if o.cacheProbe == nil {
+		o.cacheProbe = inCache
+	}
 	w := openT(t, t.TempDir(), o)
 	appendKiB(t, w, n)
 	return w
@@ -90,14 +92,23 @@ func TestMappedReplayDataPastValidity(t *testing.T) {
 }
 
 // TestMappedReplayRefused: where a mapping is refused, a Reader reads cached
-// segments with 1 MiB preads into one buffer of its own, reads every record,
-// and the log says so once.
+// segments with 1 MiB preads and cold ones with 4 MiB preads, into one
+// buffer of its own, reads every record, and the log says so once.
 func TestMappedReplayRefused(t *testing.T) {
+	t.Run("cached", func(t *testing.T) { testMappedReplayRefused(t, inCache, replayBuffer) })
+	t.Run("cold", func(t *testing.T) { testMappedReplayRefused(t, notCached, coldReplayBuffer) })
+}
+
+// notCached is a page-cache probe that finds nothing cached.
+func notCached(fd int, off, n int64) (float64, bool) { return 0, true }
+
+func testMappedReplayRefused(t *testing.T, probe func(int, int64, int64) (float64, bool), window int) {
 	var logs bytes.Buffer
 	const n = 20 << 10
 	w := mappedLog(t, Options{
-		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
-		refuseMap: fmt.Errorf("mmap: %w", syscall.ENOMEM),
+		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
+		refuseMap:  fmt.Errorf("mmap: %w", syscall.ENOMEM),
+		cacheProbe: probe,
 	}, n)
 	defer w.Close()
 	for pass := range 2 {
@@ -113,7 +124,7 @@ func TestMappedReplayRefused(t *testing.T) {
 			require.Equal(t, payload(lsn, 1000), rec.Data, "pass %d", pass)
 		}
 		assert.Zero(t, r.mappedWindows(), "nothing mapped")
-		assert.Equal(t, replayBuffer, len(r.buf), "one 1 MiB buffer for every segment")
+		assert.Equal(t, window, len(r.buf), "one buffer of %d bytes for every segment", window)
 		require.NoError(t, r.Close())
 	}
 	assert.Equal(t, 1, strings.Count(logs.String(), "could not map"), "said once per log: %s", logs.String())

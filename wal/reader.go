@@ -79,13 +79,15 @@ func (w *WAL) Read(lsn uint64) ([]byte, error) {
 	return payload, nil
 }
 
-// A Reader on the pwrite backend reads a segment that is in the page cache
-// in place, through mapped windows of mapWindow bytes (mapread.go), and one
-// that is not (or where the kernel cannot tell) with coldReplayBuffer-byte
-// reads: larger reads from the disk cost less CPU per byte. Where a mapping
-// is refused, cached segments are read in replayBuffer-byte windows, the size
-// that reads best from the page cache. PERFORMANCE.md, "Cold replay" and
-// "Warm replay", has the figures.
+// A Reader on the pwrite backend reads every segment in place, through
+// mapped windows of mapWindow bytes (mapread.go), whether it is in the page
+// cache or not: from the disk, the windows' page faults read ahead as a
+// read does, and nothing is copied. Where a mapping is refused, a segment in
+// the page cache is read in replayBuffer-byte windows, the size that reads
+// best from it, and one that is not (or where the kernel cannot tell) in
+// coldReplayBuffer-byte windows: larger reads from the disk cost less CPU
+// per byte. Cold segments on io_uring without the cold ring are read in
+// coldReplayBuffer-byte preads too. PERFORMANCE.md, "Cold replay" and "Warm replay", has the figures.
 const (
 	replayBuffer     = 1 << 20
 	coldReplayBuffer = 4 << 20
@@ -102,15 +104,15 @@ const cachedEnough = 0.9
 // once it has returned every durable record; records appended later are
 // returned by later calls. A Reader is not safe for concurrent use; many
 // Readers may run at once, alongside appends and truncations. On the pwrite
-// backend a Reader maps a window of 4 MiB of a segment in the page cache at
-// a time, and verifies and returns its records in place, without copying
-// them; it reads a segment that is not in the page cache (any segment before
-// Linux 6.5, where the kernel cannot tell) in 4 MiB reads into one buffer of
-// its own. On io_uring it reads through the log's shared read buffers, and a
-// segment not in the page cache through one 4 MiB registered buffer set up
-// for as long as such a segment is read; when RLIMIT_MEMLOCK does not allow
-// it or another reader has it, with 4 MiB preads into a buffer of its own,
-// as on pwrite.
+// backend a Reader maps a window of 4 MiB of a segment at a time, and
+// verifies and returns its records in place, without copying them; a
+// segment not in the page cache (any segment before Linux 6.5, where the
+// kernel cannot tell) is read in from the disk by the windows' page faults,
+// advised sequential. On io_uring it reads through the log's shared read
+// buffers, and a segment not in the page cache through one 4 MiB registered
+// buffer set up for as long as such a segment is read; when RLIMIT_MEMLOCK
+// does not allow it or another reader has it, with 4 MiB preads into a
+// buffer of its own.
 type Reader struct {
 	w    *WAL
 	next uint64
@@ -350,8 +352,9 @@ func (r *Reader) open() error {
 		// (Next).
 		r.pf.limit = end
 		ra = r.pf
-	case !r.cold:
-		// In the page cache: read in place through a mapping.
+	case !r.cold || r.rr == nil:
+		// The pwrite backend (or io_uring without its replay ring), or a
+		// segment in the page cache: read in place through a mapping.
 		if r.mr == nil {
 			r.mr = newMappedReader(r.f, fi.Size(), r.buf, w.noteMapError, w.opts.refuseMap)
 			if r.hold == nil {
@@ -361,6 +364,10 @@ func (r *Reader) open() error {
 			r.hold.mr = r.mr
 		}
 		r.mr.size, r.mr.dataEnd = fi.Size(), end
+		r.mr.readSize, r.mr.seq = replayBuffer, r.cold
+		if r.cold {
+			r.mr.readSize = coldReplayBuffer
+		}
 		opts.BufferSize = mapWindow
 		ra = r.mr
 	default:

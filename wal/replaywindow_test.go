@@ -99,6 +99,7 @@ func replayPass(t *testing.T, w *WAL, records uint64) (cold map[string]bool, ops
 	r, err := w.NewReader(w.FirstLSN())
 	require.NoError(t, err)
 	cold = map[string]bool{}
+	seq := map[string]bool{} // pwrite: the segment's windows advised sequential
 	lsn := uint64(1)
 	for ; ; lsn++ {
 		rec, err := r.Next()
@@ -110,28 +111,21 @@ func replayPass(t *testing.T, w *WAL, records uint64) (cold map[string]bool, ops
 		require.Equal(t, payload(lsn, 1000), rec.Data)
 		if _, seen := cold[rec.Segment]; !seen {
 			cold[rec.Segment] = r.cold
+			seq[rec.Segment] = r.mr != nil && r.mr.seq
 		}
 	}
 	require.Equal(t, records+1, lsn)
 	if w.Backend() == BackendPwrite {
-		// Cold segments are read into one 4 MiB buffer, cached ones in
-		// place through mapped windows, without a buffer.
-		anyCold, cached := false, 0
-		for _, c := range cold {
-			if c {
-				anyCold = true
-			} else {
-				cached++
-			}
-		}
-		if anyCold {
-			assert.Equal(t, coldReplayBuffer, len(r.buf), "the reader's one window buffer")
-		} else {
-			assert.Nil(t, r.buf, "cached segments need no read buffer")
-		}
+		// Every segment is read in place through mapped windows, cold or
+		// cached, without a read buffer; a cold one's windows are
+		// advised sequential, a cached one's are not.
+		assert.Nil(t, r.buf, "segments read in place need no read buffer")
 		// A 8 MiB segment takes two or three 4 MiB windows.
-		assert.GreaterOrEqual(t, r.mappedWindows(), 2*cached, "cached segments read through mapped windows")
-		assert.LessOrEqual(t, r.mappedWindows(), 3*cached, "cached segments read through mapped windows")
+		assert.GreaterOrEqual(t, r.mappedWindows(), 2*len(cold), "every segment read through mapped windows")
+		assert.LessOrEqual(t, r.mappedWindows(), 3*len(cold), "every segment read through mapped windows")
+		for name, c := range cold {
+			assert.Equal(t, c, seq[name], "%s: cold %v, windows advised sequential %v", name, c, seq[name])
+		}
 	}
 	require.NoError(t, r.Close())
 	st1 := w.Stats()
@@ -139,9 +133,9 @@ func replayPass(t *testing.T, w *WAL, records uint64) (cold map[string]bool, ops
 }
 
 // TestReplayWindowFollowsPageCache: a Reader reads a segment that is not in
-// the page cache in 4 MiB reads (pwrite: 4 MiB windows with one buffer for
-// all segments; io_uring: READ_FIXED through the cold ring's 4 MiB buffer,
-// let go when the reader is done) and one that is in place through 4 MiB
+// the page cache through 4 MiB mapped windows advised sequential (pwrite)
+// or in 4 MiB reads (io_uring: READ_FIXED through the cold ring's 4 MiB
+// buffer, let go when the reader is done), and one that is through 4 MiB
 // mapped windows (pwrite) or in 512 KiB READ_FIXED chunks (io_uring), and
 // returns the same records either way.
 func TestReplayWindowFollowsPageCache(t *testing.T) {
