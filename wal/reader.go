@@ -82,12 +82,14 @@ func (w *WAL) Read(lsn uint64) ([]byte, error) {
 // A Reader on the pwrite backend reads every segment in place, through
 // mapped windows of mapWindow bytes (mapread.go), whether it is in the page
 // cache or not: from the disk, the windows' page faults read ahead as a
-// read does, and nothing is copied. Where a mapping is refused, a segment in
-// the page cache is read in replayBuffer-byte windows, the size that reads
-// best from it, and one that is not (or where the kernel cannot tell) in
+// read does (a cold segment's windows are advised sequential), and nothing
+// is copied. Where a mapping is refused, a segment in the page cache is
+// read in replayBuffer-byte windows, the size that reads best from it, and
+// one that is not (or where the kernel cannot tell) in
 // coldReplayBuffer-byte windows: larger reads from the disk cost less CPU
 // per byte. Cold segments on io_uring without the cold ring are read in
-// coldReplayBuffer-byte preads too. PERFORMANCE.md, "Cold replay" and "Warm replay", has the figures.
+// coldReplayBuffer-byte preads too. PERFORMANCE.md, "Cold replay" and
+// "Warm replay", has the figures.
 const (
 	replayBuffer     = 1 << 20
 	coldReplayBuffer = 4 << 20
