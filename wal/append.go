@@ -439,7 +439,7 @@ func (w *WAL) commitLaidLocked(b *batch, n int) {
 		// The first records since Open: the active segment's fill rate,
 		// which paces the next segment's zero-fill, is measured from
 		// here, not from Open (a replay may have come between).
-		w.segT0, w.segOff0 = time.Now(), w.tail
+		w.markSegStartLocked()
 	}
 	w.tail = w.enc.Offset()
 	w.maybePrepareLocked()
