@@ -17,12 +17,23 @@ import (
 // figures.
 const mapWindow = 4 << 20
 
+// mapAlign: a map slot starts on a 2 MiB boundary (the largest folio the
+// page cache holds on x86-64, and what one page-table entry of the level
+// above maps), and a window lies in its slot at its file offset modulo
+// mapAlign. Virtual addresses and file offsets then agree modulo 2 MiB, so
+// a large folio of the page cache lies in as few page tables as it can and
+// each page fault maps as much of it as the kernel maps at once: a warm
+// replay of 512 MiB took 21% fewer page faults and ran 4-5% faster than
+// with the slot where mmap put it (PERFORMANCE.md, "Warm replay").
+const mapAlign = 2 << 20
+
 var (
 	pageSize = os.Getpagesize()
 	pageMask = int64(pageSize - 1)
-	// mapSlotSize holds a window whose start was moved back to a page
-	// boundary.
-	mapSlotSize = mapWindow + pageSize
+	// mapSlotSize holds a window of mapWindow bytes and the page it was
+	// moved back to start on, placed at up to mapAlign-pageSize bytes into
+	// the slot.
+	mapSlotSize = mapWindow + mapAlign
 )
 
 // A mapSlot is an address range that a reader maps its windows into, each
@@ -54,21 +65,36 @@ func takeMapSlot() (*mapSlot, error) {
 		return s, nil
 	}
 	mapSlots.mu.Unlock()
-	p, err := unix.MmapPtr(-1, 0, nil, uintptr(mapSlotSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	// Reserve mapAlign more than the slot, keep the part that starts on a
+	// mapAlign boundary and give the rest back (mmap aligns only mappings
+	// of whole 2 MiB units, and not all kernels those).
+	n := mapSlotSize + mapAlign
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
 	if err != nil {
 		return nil, err
 	}
-	return &mapSlot{mem: unsafe.Slice((*byte)(p), mapSlotSize)}, nil
+	all := unsafe.Slice((*byte)(p), n)
+	head := int((mapAlign - uintptr(p)%mapAlign) % mapAlign)
+	if head > 0 {
+		_ = unix.MunmapPtr(p, uintptr(head)) // a failure leaves unused addresses mapped
+	}
+	// head < mapAlign: a tail is always left over.
+	_ = unix.MunmapPtr(unsafe.Pointer(&all[head+mapSlotSize]), uintptr(mapAlign-head))
+	return &mapSlot{mem: all[head : head+mapSlotSize : head+mapSlotSize]}, nil
 }
 
-// mapFile maps n bytes of the file fd from off (page-aligned) at the start
-// of the slot, over what was there.
+// mapFile maps n bytes of the file fd from off (page-aligned) into the
+// slot, over what was there, at off modulo mapAlign.
 func (s *mapSlot) mapFile(fd int, off int64, n int) ([]byte, error) {
-	_, err := unix.MmapPtr(fd, off, unsafe.Pointer(&s.mem[0]), uintptr(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
+	at := int(off % mapAlign)
+	if n > len(s.mem)-at {
+		return nil, fmt.Errorf("wal: map %d bytes at offset %d: more than a map slot holds", n, off)
+	}
+	_, err := unix.MmapPtr(fd, off, unsafe.Pointer(&s.mem[at]), uintptr(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
 	if err != nil {
 		return nil, err
 	}
-	return s.mem[:n], nil
+	return s.mem[at : at+n : at+n], nil
 }
 
 // giveBack replaces the slot's file windows by anonymous memory and keeps

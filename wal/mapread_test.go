@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -264,4 +266,41 @@ func TestMappedReaderNeverClosed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	assert.False(t, mapped(), "the dropped reader's mapping was given back")
+}
+
+// TestMapWindowsAgreeWithFileOffsets: every map slot, new or given back and
+// taken again, starts on a mapAlign boundary, and a window lies in it at
+// its file offset modulo mapAlign, so that the page cache's large folios
+// lie in as few page tables as they can. The views read the file's bytes.
+func TestMapWindowsAgreeWithFileOffsets(t *testing.T) {
+	const size = 3*mapWindow + 12345
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*7 + i>>12)
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+
+	for round := range 2 { // the second round takes the given-back slots
+		var readers []*mappedReader
+		for _, off := range []int64{0, 1, int64(pageSize) - 1, int64(pageSize), 12345, mapAlign - 1, mapAlign + 4097, mapWindow + 3*int64(pageSize) + 17, 2*mapWindow + mapAlign - 2, size - 100} {
+			v := newMappedReader(f, size, nil, nil, nil)
+			readers = append(readers, v)
+			b, err := v.View(off, 1, mapWindow)
+			require.NoError(t, err, "offset %d", off)
+			require.Equal(t, int(min(size-off, mapWindow)), len(b), "offset %d", off)
+			require.Equal(t, data[off:off+int64(len(b))], b, "offset %d", off)
+			base := uintptr(unsafe.Pointer(&v.slot.mem[0]))
+			assert.Zero(t, base%mapAlign, "round %d: slot at %#x", round, base)
+			assert.Equal(t, uintptr(off%mapAlign), uintptr(unsafe.Pointer(&b[0]))%mapAlign, "round %d: a view of offset %d at %p", round, off, &b[0])
+			require.Len(t, v.slot.mem, mapSlotSize)
+		}
+		require.Equal(t, 1, readers[0].maps)
+		for _, v := range readers {
+			v.Close(nil)
+		}
+	}
 }
