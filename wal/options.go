@@ -57,7 +57,9 @@ const (
 	// the zero-fill unfinished does not wait for it: the rest of that file
 	// is fallocated. A segment filled mostly by AppendAsync records (a bulk
 	// load, which syncs rarely) is followed by a fallocated one, so bulk data
-	// is not written twice.
+	// is not written twice, and so is a segment whose durable batches
+	// averaged 512 KiB or more: for batches that large, the zeros cost more
+	// device bytes and disk bandwidth than the extent conversions save.
 	PreallocZero Prealloc = iota
 	// PreallocFallocate reserves space with fallocate(2): quick to prepare,
 	// slower to sync into (unwritten extents are converted at each sync).

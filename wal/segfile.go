@@ -297,7 +297,7 @@ func (w *WAL) rotateLocked() error {
 	w.tail = segment.DataOffset
 	w.prepKicked = false
 	w.markSegStartLocked()
-	w.segAsync, w.segWaited = 0, 0
+	w.segAsync, w.segWaited, w.segSyncs, w.segSyncBytes = 0, 0, 0, 0
 	w.stats.rotations.Add(1)
 	w.log.Info("wal rotated", "segment", name, "seq", h.Seq)
 	return nil

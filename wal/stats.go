@@ -85,12 +85,13 @@ type Stats struct {
 	Recycled uint64
 	// ZeroFilled and Fallocated count the new segment files the log
 	// prepared by writing zeros and by fallocate(2) (Options.Prealloc;
-	// segments filled mostly by AppendAsync records are followed by
-	// fallocated ones). FillsHurried counts zero-fills a waiting rotation
-	// cut short, the rest of the file fallocated: appends into that part
-	// sync more slowly. A count that keeps rising means the disk does not
-	// take the zeros as fast as the log fills segments (more
-	// RecycleSegments, or PreallocFallocate, avoid the zeros).
+	// segments filled mostly by AppendAsync records, or by durable batches
+	// of 512 KiB and more on average, are followed by fallocated ones).
+	// FillsHurried counts zero-fills a waiting rotation cut short, the rest
+	// of the file fallocated: appends into that part sync more slowly. A
+	// count that keeps rising means the disk does not take the zeros as
+	// fast as the log fills segments (more RecycleSegments, or
+	// PreallocFallocate, avoid the zeros).
 	ZeroFilled, Fallocated, FillsHurried uint64
 	// Kicks counts no-op submissions (io_uring backend) made because a
 	// chain was in flight for more than a second: each wakes the ring

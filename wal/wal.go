@@ -156,6 +156,8 @@ type WAL struct {
 	prepKicked     bool          // the next segment was asked for
 	segAsync       uint64        // records laid in the active segment by AppendAsync
 	segWaited      uint64        // ... and by appenders that wait (Append, AppendBatch)
+	segSyncs       uint64        // batches sealed in the active segment whose chains sync
+	segSyncBytes   uint64        // ... and their bytes
 	tail           int64         // segment offset where the next frame goes
 	waiting        int           // Append / AppendBatch calls in batches not yet completed
 	waitAvg        int           // recent average of waiting at completions, times waitScale (pipelineLocked)

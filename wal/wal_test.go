@@ -1245,6 +1245,50 @@ func TestPreallocFollowsWorkload(t *testing.T) {
 	})
 }
 
+// TestPreallocFollowsBatchSize: with PreallocZero, segments after ones
+// filled by durable batches of largeSync bytes and more on average are
+// fallocated; segments after ones filled by small durable batches are
+// zero-filled. Every record reads back.
+func TestPreallocFollowsBatchSize(t *testing.T) {
+	backends(t, func(t *testing.T, be Backend) {
+		dir := t.TempDir()
+		const seg = 4 << 20
+		o := Options{Backend: be, SegmentSize: seg, MaxRecordSize: 128 << 10}
+		w := openT(t, dir, o)
+		const big = 96 << 10
+		batch := make([][]byte, 2*largeSync/big+1) // one durable batch: more than 2*largeSync bytes
+		var want [][]byte
+		for range 4 * seg / (len(batch) * big) { // about four segments
+			for i := range batch {
+				batch[i] = payload(uint64(len(want)+i+1), big)
+			}
+			_, err := w.AppendBatch(batch)
+			require.NoError(t, err)
+			want = append(want, batch...)
+		}
+		st := w.Stats()
+		assert.GreaterOrEqual(t, st.Fallocated, uint64(2), "segments after large durable batches are fallocated")
+		assert.Zero(t, st.ZeroFilled, "no small durable batches yet")
+		zero := st.ZeroFilled
+		for range 4 * seg / 8192 { // as many bytes in lone durable appends
+			p := payload(uint64(len(want)+1), 8000)
+			_, err := w.Append(p)
+			require.NoError(t, err)
+			want = append(want, p)
+		}
+		st = w.Stats()
+		assert.GreaterOrEqual(t, st.ZeroFilled, zero+2, "segments after small durable batches are zero-filled")
+		require.NoError(t, w.Close())
+		w = openT(t, dir, o)
+		defer w.Close()
+		recs := readAll(t, w, 1)
+		require.Len(t, recs, len(want))
+		for i, r := range recs {
+			require.Equal(t, want[i], r.Data, "record %d", r.LSN)
+		}
+	})
+}
+
 // TestTruncateBackIntoUnreadSegmentKeepsEpochs: a sealed segment written by
 // two writer incarnations (epochs 0 and 1), unread by Open, then cut by
 // TruncateBack: records appended after the cut carry an epoch above both, so

@@ -105,6 +105,7 @@ func experiments() []*Adapter {
 		ringwalSteadyVariant("ringwal-uring-steady-if1", true, "MaxInFlight 1", wal.Options{MaxInFlight: 1}),
 		ringwalSteadyVariant("ringwal-uring-steady-if2", true, "MaxInFlight 2", wal.Options{MaxInFlight: 2}),
 		ringwalSteadyVariant("ringwal-pwrite-steady-r8", false, "RecycleSegments 8", wal.Options{RecycleSegments: 8}),
+		ringwalSteadyVariant("ringwal-pwrite-steady-falloc", false, "Prealloc fallocate", wal.Options{Prealloc: wal.PreallocFallocate}),
 		ringwalSteadyVariant("ringwal-pwrite-steady-nopad", false, "NoPadding", wal.Options{NoPadding: true}),
 		ringwalSteadyVariant("ringwal-uring-steady-nopad", true, "NoPadding", wal.Options{NoPadding: true}),
 		rawPadAdapter(),
