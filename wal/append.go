@@ -484,11 +484,12 @@ func (w *WAL) maybePrepareLocked() {
 // syncs per second. With large ones the zeros do: they double the bytes
 // written, and at hundreds of MB/s they take the disk's bandwidth from the
 // log's own writes. Side by side (bench/compare, 16 KiB records, 64
-// writers, batches of about 900 KiB) fallocated segments ran 1.10-1.21x
+// writers, batches of about 900 KiB) fallocated segments ran 1.10-1.22x
 // the appends per second of zero-filled ones, with 38-45% fewer device
 // bytes and a lower p99; at batches of 64-256 KiB they still wrote about
-// half the bytes but ran 0.74-0.88x (PERFORMANCE.md, "Pre-zeroed
-// segments"). Recycled segment files are reused first either way.
+// half the bytes, but a fresh log ran 0.74-0.90x with them (PERFORMANCE.md,
+// the design row "Large durable batches"). Recycled segment files are
+// reused first either way.
 const largeSync = 512 << 10
 
 // largeSyncsLocked tells whether the batches synced in the active segment so
