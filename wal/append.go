@@ -46,6 +46,9 @@ type batch struct {
 	// fdatasync unless a Sync, a rotation or a drain asks for one.
 	needSync bool
 	sync     bool // the chain ends in fdatasync: its completion makes lastLSN durable
+	// inline: the appender that laid the batch runs its chain itself
+	// (runInline), not a flusher and the completer.
+	inline bool
 
 	ops      []ring.Op
 	comp     ring.Completion
@@ -155,7 +158,7 @@ func (b *batch) reset() {
 	clear(b.ops)
 	b.seg, b.offset, b.pieces = nil, 0, b.pieces[:0]
 	b.firstLSN, b.lastLSN, b.nrec, b.calls, b.bytes = 0, 0, 0, 0, 0
-	b.header, b.syncDir, b.needSync, b.sync = nil, false, false, false
+	b.header, b.syncDir, b.needSync, b.sync, b.inline = nil, false, false, false, false
 	b.ops, b.comp, b.submitAt = b.ops[:0], nil, time.Time{}
 	b.bufs, b.prepErr = b.bufs[:0], nil
 	b.finished, b.waiters, b.err = false, 0, nil
@@ -226,6 +229,9 @@ func (w *WAL) append(recs [][]byte) (uint64, error) {
 	first, b, err := w.enqueue(recs, true)
 	if err != nil {
 		return 0, err
+	}
+	if b.inline { // set by this goroutine under w.mu (submitLocked)
+		w.runInline(b)
 	}
 	if err := b.wait(); err != nil {
 		return 0, err
@@ -413,7 +419,11 @@ func (w *WAL) layLocked(recs [][]byte, durable bool) (uint64, *batch, error) {
 		b.calls++
 		w.waiting++
 	}
+	if durable {
+		w.inlineFor = b
+	}
 	w.commitLaidLocked(b, len(recs))
+	w.inlineFor = nil
 	return first, b, nil
 }
 
@@ -787,6 +797,9 @@ func (w *WAL) noteWaitingLocked() {
 // is in flight (an fdatasync covers only writes that completed before it
 // started; chains in flight are not ordered).
 func (w *WAL) canSubmitLocked(b *batch) bool {
+	if w.inlineBusy {
+		return false // nothing goes beside a chain its appender runs
+	}
 	if w.syncsLocked(b) && w.nosyncInflight > 0 {
 		return false
 	}
@@ -841,7 +854,11 @@ func (w *WAL) submitLocked(b *batch) error {
 		err error
 	)
 	fed := w.feed != nil && !b.sync && len(b.pieces) > 0
+	inline := w.inlineLocked(b)
 	switch ps, ok := w.submitter.(preparingSubmitter); {
+	case inline:
+		// The appender runs it (runInline) once it lets go of w.mu.
+		b.inline, w.inlineBusy = true, true
 	case fed:
 		// The feeder checksums and submits it (see feeder).
 	case ok && len(b.pieces) > 0:
@@ -873,12 +890,62 @@ func (w *WAL) submitLocked(b *batch) error {
 	w.infSeg = b.seg
 	w.infHdr = b.header != nil
 	w.stats.noteInFlight(w.inflight)
-	if fed {
+	switch {
+	case inline:
+	case fed:
 		w.feed <- b // room for it: at most MaxInFlight chains in flight
-	} else {
+	default:
 		w.submitted <- b
 	}
 	return nil
+}
+
+// inlineLocked reports whether b's chain is run by the appender that laid
+// it instead of a flusher and the completer: on the pwrite backend, when
+// that appender is the only one waiting (b holds its call alone), nothing
+// else is in flight and no gathering is under way, and the chain is only
+// data writes and an fdatasync. Through a flusher and the completer each
+// such append costs three goroutine wake-ups around its fdatasync; run by
+// its appender, none. While it runs nothing else is submitted
+// (canSubmitLocked): appenders that come meanwhile fill the open batch, as
+// they would behind any chain in flight, and its completion submits it.
+func (w *WAL) inlineLocked(b *batch) bool {
+	return w.inlineFor == b && w.pwrite != nil && w.submitter == w.pwrite && !w.opts.noInline &&
+		w.inflight == 0 && w.waiting == 1 && b.calls == 1 && !w.gathering &&
+		b.sync && b.header == nil && !b.syncDir && len(b.pieces) > 0
+}
+
+// runInline runs b's chain on the appender's goroutine (inlineLocked) and
+// completes it as the completer would.
+func (w *WAL) runInline(b *batch) {
+	res := w.inlineRes[:0]
+	for range b.ops {
+		res = append(res, 0)
+	}
+	w.inlineRes = res
+	if b.checksum() != nil {
+		for i := range res {
+			res[i] = -int32(syscall.ECANCELED)
+		}
+	} else {
+		execOps(w.pwrite.io, b.ops, res)
+	}
+	err := ring.Check(b.ops, res)
+	if b.prepErr != nil {
+		err = b.prepErr // nothing was written
+	}
+	lat := time.Since(b.submitAt)
+	for _, p := range b.pieces {
+		if p.fixed {
+			_ = w.pool.CompleteInFlight(p.idx)
+		}
+	}
+	w.stats.inline.Add(1)
+	w.mu.Lock()
+	w.inlineBusy = false
+	berr := w.completeLocked(b, err, lat)
+	w.mu.Unlock()
+	b.finish(berr)
 }
 
 // feeder fills in the checksums of io_uring chains that only write
@@ -1090,31 +1157,40 @@ func (w *WAL) completer() {
 		b.comp = nil
 
 		w.mu.Lock()
-		w.noteWaitingLocked()
-		w.waiting -= b.calls
-		w.inflight--
-		if !b.sync {
-			w.nosyncInflight--
-		}
-		if err != nil {
-			w.failLocked(fmt.Errorf("%s: %w", b, err))
-		}
-		var berr error
-		if w.failed != nil {
-			berr = w.failed
-		} else {
-			if b.sync {
-				w.durable.Store(b.lastLSN)
-			}
-			w.stats.noteBatch(b, lat)
-		}
-		w.releasePieces(b)
-		if w.gatherLocked(b) {
-			w.startGatherLocked(lat)
-		}
-		w.pumpLocked()
-		w.cond.Broadcast()
+		berr := w.completeLocked(b, err, lat)
 		w.mu.Unlock()
 		b.finish(berr)
 	}
+}
+
+// completeLocked accounts for b's chain, which completed with err after
+// lat: its records are durable if it synced and nothing failed, its
+// buffers go back, and the next chains go. It returns the error b's
+// waiters get (the caller finishes b after letting go of w.mu).
+func (w *WAL) completeLocked(b *batch, err error, lat time.Duration) error {
+	w.noteWaitingLocked()
+	w.waiting -= b.calls
+	w.inflight--
+	if !b.sync {
+		w.nosyncInflight--
+	}
+	if err != nil {
+		w.failLocked(fmt.Errorf("%s: %w", b, err))
+	}
+	var berr error
+	if w.failed != nil {
+		berr = w.failed
+	} else {
+		if b.sync {
+			w.durable.Store(b.lastLSN)
+		}
+		w.stats.noteBatch(b, lat)
+	}
+	w.releasePieces(b)
+	if w.gatherLocked(b) {
+		w.startGatherLocked(lat)
+	}
+	w.pumpLocked()
+	w.cond.Broadcast()
+	return berr
 }

@@ -158,6 +158,7 @@ type Options struct {
 	cacheProbe    func(fd int, off, n int64) (float64, bool) // replay's page-cache probe (default fsys.Cached)
 	rescueAfter   time.Duration                              // 0: rescueAfter
 	noGather      bool                                       // no gathering (gatherLocked)
+	noInline      bool                                       // no chains run by their appender (inlineLocked)
 }
 
 // Defaults.

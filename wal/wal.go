@@ -157,6 +157,9 @@ type WAL struct {
 	segAsync       uint64        // records laid in the active segment by AppendAsync
 	segWaited      uint64        // ... and by appenders that wait (Append, AppendBatch)
 	segSyncs       uint64        // batches sealed in the active segment whose chains sync
+	inlineFor      *batch        // the batch a waiting appender just laid records into (layLocked)
+	inlineBusy     bool          // a chain run by its appender is in flight (inlineLocked)
+	inlineRes      []int32       // its results
 	segSyncBytes   uint64        // ... and their bytes
 	tail           int64         // segment offset where the next frame goes
 	waiting        int           // Append / AppendBatch calls in batches not yet completed
