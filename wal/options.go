@@ -21,8 +21,9 @@ const (
 	// fdatasync. Open fails if io_uring is unavailable.
 	BackendURing Backend = "uring"
 	// BackendPwrite writes each batch with pwrite(2) followed by
-	// fdatasync(2), from MaxInFlight flusher goroutines. Same format, same
-	// group commit, same guarantees.
+	// fdatasync(2), from MaxInFlight flusher goroutines (or, for an
+	// appender that waits alone with nothing in flight, from the appender
+	// itself). Same format, same group commit, same guarantees.
 	BackendPwrite Backend = "pwrite"
 )
 
