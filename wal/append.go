@@ -507,7 +507,7 @@ const largeSync = 512 << 10
 // bytes or more.
 func (w *WAL) largeSyncsLocked() bool {
 	n, bytes := w.segSyncs, w.segSyncBytes
-	if b := w.open; b != nil && b.seg == w.active && b.offset >= 0 && b.needSync {
+	if b := w.open; b != nil && w.countsAsSyncLocked(b) {
 		n++
 		bytes += uint64(w.tail - b.offset)
 	}
@@ -601,10 +601,16 @@ func (w *WAL) sealLocked() {
 // (largeSyncsLocked) if its chain syncs.
 func (w *WAL) endBatchLocked(b *batch) {
 	w.padLocked(b)
-	if b.seg == w.active && b.offset >= 0 && w.syncsLocked(b) {
+	if w.countsAsSyncLocked(b) {
 		w.segSyncs++
 		w.segSyncBytes += uint64(w.tail - b.offset)
 	}
+}
+
+// countsAsSyncLocked: b, open or being sealed, is a batch of the active
+// segment's records whose chain syncs (largeSyncsLocked averages them).
+func (w *WAL) countsAsSyncLocked(b *batch) bool {
+	return b.seg == w.active && b.offset >= 0 && w.syncsLocked(b)
 }
 
 // padLocked ends b, the open batch, about to be sealed, on a page boundary
@@ -918,18 +924,11 @@ func (w *WAL) inlineLocked(b *batch) bool {
 // runInline runs b's chain on the appender's goroutine (inlineLocked) and
 // completes it as the completer would.
 func (w *WAL) runInline(b *batch) {
-	res := w.inlineRes[:0]
-	for range b.ops {
-		res = append(res, 0)
+	if cap(w.inlineRes) < len(b.ops) {
+		w.inlineRes = make([]int32, len(b.ops))
 	}
-	w.inlineRes = res
-	if b.checksum() != nil {
-		for i := range res {
-			res[i] = -int32(syscall.ECANCELED)
-		}
-	} else {
-		execOps(w.pwrite.io, b.ops, res)
-	}
+	res := w.inlineRes[:len(b.ops)]
+	execPrepared(w.pwrite.io, b.ops, b.prep, res)
 	err := ring.Check(b.ops, res)
 	if b.prepErr != nil {
 		err = b.prepErr // nothing was written

@@ -176,13 +176,19 @@ func (s *pwriteSubmitter) run() {
 }
 
 func (s *pwriteSubmitter) exec(j *pwriteJob) {
-	if j.prep != nil && j.prep() != nil {
-		for i := range j.res {
-			j.res[i] = -int32(syscall.ECANCELED)
+	execPrepared(s.io, j.ops, j.prep, j.res)
+}
+
+// execPrepared runs prep (if any) and then the chain (execOps); if prep
+// fails, every op is cancelled (-ECANCELED) and nothing is written.
+func execPrepared(io fileIO, ops []ring.Op, prep func() error, res []int32) {
+	if prep != nil && prep() != nil {
+		for i := range res {
+			res[i] = -int32(syscall.ECANCELED)
 		}
 		return
 	}
-	execOps(s.io, j.ops, j.res)
+	execOps(io, ops, res)
 }
 
 // execOps runs a chain with ordinary syscalls, putting each op's result in

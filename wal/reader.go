@@ -325,7 +325,7 @@ func (r *Reader) open() error {
 	if r.cold {
 		opts.BufferSize = coldReplayBuffer
 	}
-	rr := r.rr // nil: pread (pwrite backend, or no replay ring)
+	rr := r.rr // nil: mapped windows (pwrite backend, or no replay ring)
 	if rr != nil {
 		switch {
 		case r.cold && r.cr == nil:

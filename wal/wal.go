@@ -159,10 +159,10 @@ type WAL struct {
 	segAsync       uint64        // records laid in the active segment by AppendAsync
 	segWaited      uint64        // ... and by appenders that wait (Append, AppendBatch)
 	segSyncs       uint64        // batches sealed in the active segment whose chains sync
+	segSyncBytes   uint64        // ... and their bytes
 	inlineFor      *batch        // the batch a waiting appender just laid records into (layLocked)
 	inlineBusy     bool          // a chain run by its appender is in flight (inlineLocked)
 	inlineRes      []int32       // its results
-	segSyncBytes   uint64        // ... and their bytes
 	tail           int64         // segment offset where the next frame goes
 	waiting        int           // Append / AppendBatch calls in batches not yet completed
 	waitAvg        int           // recent average of waiting at completions, times waitScale (pipelineLocked)
