@@ -61,6 +61,17 @@ func payload(id uint64, size int) []byte {
 }
 
 // readAll returns every record from lsn on.
+// requireRecords reads the whole log and checks that it holds want, in
+// order, from LSN 1.
+func requireRecords(t *testing.T, w *WAL, want [][]byte) {
+	t.Helper()
+	recs := readAll(t, w, 1)
+	require.Len(t, recs, len(want))
+	for i, r := range recs {
+		assert.Equal(t, want[i], r.Data, "lsn %d", r.LSN)
+	}
+}
+
 func readAll(t *testing.T, w *WAL, from uint64) []Record {
 	t.Helper()
 	r, err := w.NewReader(from)
@@ -216,11 +227,7 @@ func TestAppendBatchAndLargeRecords(t *testing.T) {
 
 		w = openT(t, dir, o)
 		defer w.Close()
-		recs := readAll(t, w, 1)
-		require.Len(t, recs, len(want))
-		for i, r := range recs {
-			assert.Equal(t, want[i], r.Data, "lsn %d", r.LSN)
-		}
+		requireRecords(t, w, want)
 	})
 }
 
@@ -1281,11 +1288,7 @@ func TestPreallocFollowsBatchSize(t *testing.T) {
 		require.NoError(t, w.Close())
 		w = openT(t, dir, o)
 		defer w.Close()
-		recs := readAll(t, w, 1)
-		require.Len(t, recs, len(want))
-		for i, r := range recs {
-			require.Equal(t, want[i], r.Data, "record %d", r.LSN)
-		}
+		requireRecords(t, w, want)
 	})
 }
 
