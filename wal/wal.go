@@ -29,8 +29,8 @@
 // Where io_uring is unavailable (or BackendPwrite is asked for), the same
 // format is written with pwrite + fdatasync from MaxInFlight flushers, with
 // the same group commit and the same guarantees; an appender that waits
-// alone, with nothing in flight, writes and syncs its batch itself
-// (Stats.Inline).
+// alone, with nothing in flight, writes and syncs its batch itself unless
+// the batch opens a segment (Stats.Inline).
 //
 // Guarantees:
 //   - A record whose Append returned nil survives a crash of the process or
