@@ -155,7 +155,11 @@ type mappedReader struct {
 	// seq: the segment is read from the disk; its windows are advised
 	// sequential (MADV_SEQUENTIAL), so their page faults read ahead as a
 	// sequential read does, not around the faulting page.
-	seq   bool
+	seq bool
+	// huge: the windows are advised MADV_HUGEPAGE (Options.ReplayHugePages,
+	// a segment read from the disk), so their page faults read ahead in
+	// 2 MiB folios.
+	huge  bool
 	onErr func(error)
 	err   error // the refusal: every later view is read
 	maps  int   // windows mapped
@@ -232,6 +236,9 @@ func (v *mappedReader) mapWindow(off, end int64) ([]byte, error) {
 		v.slot.giveBack(nil)
 		v.slot = nil
 		return nil, err
+	}
+	if v.huge {
+		_ = unix.Madvise(m, unix.MADV_HUGEPAGE) // advice, as below
 	}
 	if v.seq {
 		_ = unix.Madvise(m, unix.MADV_SEQUENTIAL) // advice: a refusal changes nothing read

@@ -146,6 +146,19 @@ type Options struct {
 	// a crash can damage. RecoverTruncate always verifies everything: it
 	// must find where to cut.
 	VerifyOnOpen bool
+	// ReplayHugePages asks the kernel to read segments a Reader finds on
+	// the disk into 2 MiB page-cache folios (transparent huge pages), which
+	// the reader then maps with one page-table entry each: a replay of them
+	// from the page cache faults 2 MiB at a time instead of 64 KiB. It
+	// applies where a Reader reads through mapped windows (the pwrite
+	// backend), on kernels and filesystems that cache files in large folios
+	// (ext4 on Linux 6.18 here) with transparent huge pages "madvise" or
+	// "always"; elsewhere it changes nothing. Off by default: on a virtual
+	// machine that reports free memory to its host (virtio-balloon free
+	// page reporting), the first touch of a 2 MiB page recycled from that
+	// memory is slow, and cold replays ran a third slower on the machine
+	// measured (PERFORMANCE.md, "Cold replay").
+	ReplayHugePages bool
 	// Logger receives rare events: recovery actions, rotation, failures
 	// (default: discard).
 	Logger *slog.Logger

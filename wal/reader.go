@@ -367,6 +367,7 @@ func (r *Reader) open() error {
 		}
 		r.mr.size, r.mr.dataEnd = fi.Size(), end
 		r.mr.readSize, r.mr.seq = replayBuffer, r.cold
+		r.mr.huge = r.cold && w.opts.ReplayHugePages
 		if r.cold {
 			r.mr.readSize = coldReplayBuffer
 		}
@@ -384,6 +385,15 @@ func (r *Reader) open() error {
 	}
 	if err := sr.Seek(segment.Position{Offset: off, LSN: r.next}); err != nil {
 		return err
+	}
+	if r.mr != nil && r.mr.huge && switched {
+		// The kernel reads a 2 MiB folio in only where no page of it is
+		// cached, and then goes on reading ahead in folios of the size it
+		// started with. Open's header read left a few small pages at the
+		// start of the file: drop the clean ones of the 2 MiB where the
+		// reader starts (the header was read above), so that its first
+		// fault reads in 2 MiB folios.
+		fsys.DropCached(int(r.f.Fd()), off&^(mapAlign-1), mapAlign)
 	}
 	r.sr, r.size, r.fresh, r.viaMap = sr, fi.Size(), fresh, ra == r.mr
 	return nil

@@ -108,6 +108,7 @@ func experiments() []*Adapter {
 		ringwalSteadyVariant("ringwal-pwrite-steady-falloc", false, "Prealloc fallocate", wal.Options{Prealloc: wal.PreallocFallocate}),
 		ringwalSteadyVariant("ringwal-pwrite-steady-nopad", false, "NoPadding", wal.Options{NoPadding: true}),
 		ringwalSteadyVariant("ringwal-uring-steady-nopad", true, "NoPadding", wal.Options{NoPadding: true}),
+		ringwalVariant("ringwal-pwrite-huge", false, "ReplayHugePages", wal.Options{ReplayHugePages: true}),
 		rawPadAdapter(),
 	}
 }

@@ -41,6 +41,12 @@ func Fallocate(fd int, off, n int64) (bool, error) {
 // larger read-ahead). It is a hint: errors are ignored.
 func AdviseSequential(fd int) { _ = unix.Fadvise(fd, 0, 0, unix.FADV_SEQUENTIAL) }
 
+// DropCached asks the kernel to drop the clean, unmapped pages of
+// [off, off+n) of the file from the page cache (POSIX_FADV_DONTNEED). Dirty
+// pages are not dropped (their writeback is started). It is a hint: errors
+// are ignored.
+func DropCached(fd int, off, n int64) { _ = unix.Fadvise(fd, off, n, unix.FADV_DONTNEED) }
+
 // Cached reports the fraction of the pages of [off, off+n) of the file that
 // are in the page cache, as cachestat(2) counts them (Linux 6.5 and later;
 // it reads nothing and starts no read-ahead). known is false where the

@@ -15,5 +15,8 @@ func Fallocate(fd int, off, n int64) (bool, error) { return false, nil }
 // AdviseSequential does nothing.
 func AdviseSequential(fd int) {}
 
+// DropCached does nothing.
+func DropCached(fd int, off, n int64) {}
+
 // Cached reports that it does not know.
 func Cached(fd int, off, n int64) (frac float64, known bool) { return 0, false }
