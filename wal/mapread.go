@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwal/ringwal/internal/fsys"
 )
 
 // mapWindow is the size of the windows a Reader maps a segment in the page
@@ -238,7 +240,7 @@ func (v *mappedReader) mapWindow(off, end int64) ([]byte, error) {
 		return nil, err
 	}
 	if v.huge {
-		_ = unix.Madvise(m, unix.MADV_HUGEPAGE) // advice, as below
+		fsys.AdviseHugePages(m)
 	}
 	if v.seq {
 		_ = unix.Madvise(m, unix.MADV_SEQUENTIAL) // advice: a refusal changes nothing read

@@ -41,6 +41,12 @@ func Fallocate(fd int, off, n int64) (bool, error) {
 // larger read-ahead). It is a hint: errors are ignored.
 func AdviseSequential(fd int) { _ = unix.Fadvise(fd, 0, 0, unix.FADV_SEQUENTIAL) }
 
+// AdviseHugePages asks the kernel to back the mapping b with transparent
+// huge pages where it can (MADV_HUGEPAGE): for a file mapping, a page fault
+// that finds nothing cached reads ahead in 2 MiB folios. It is a hint:
+// errors are ignored.
+func AdviseHugePages(b []byte) { _ = unix.Madvise(b, unix.MADV_HUGEPAGE) }
+
 // DropCached asks the kernel to drop the clean, unmapped pages of
 // [off, off+n) of the file from the page cache (POSIX_FADV_DONTNEED). Dirty
 // pages are not dropped (their writeback is started). It is a hint: errors

@@ -15,6 +15,9 @@ func Fallocate(fd int, off, n int64) (bool, error) { return false, nil }
 // AdviseSequential does nothing.
 func AdviseSequential(fd int) {}
 
+// AdviseHugePages does nothing.
+func AdviseHugePages(b []byte) {}
+
 // DropCached does nothing.
 func DropCached(fd int, off, n int64) {}
 
