@@ -386,7 +386,7 @@ func (r *Reader) open() error {
 	if err := sr.Seek(segment.Position{Offset: off, LSN: r.next}); err != nil {
 		return err
 	}
-	if r.mr != nil && r.mr.huge && switched {
+	if ra == r.mr && r.mr.huge && switched {
 		// The kernel reads a 2 MiB folio in only where no page of it is
 		// cached, and then goes on reading ahead in folios of the size it
 		// started with. Open's header read left a few small pages at the
