@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ringwal/ringwal/internal/fsys"
 	"github.com/ringwal/ringwal/wal"
 )
 
@@ -19,17 +21,22 @@ func init() {
 	register(&command{
 		name:    "bench",
 		summary: "run N concurrent durable appenders, then reopen and replay",
-		usage: `bench [--dir D] [--writers N] [--size BYTES] [--duration D] [--backend auto|uring|pwrite] [--json]
+		usage: `bench [--dir D] [--writers N] [--size BYTES] [--duration D] [--backend auto|uring|pwrite] [--cold] [--replay-huge-pages] [--json]
 
 Runs the real log: N goroutines append records of BYTES bytes, each waiting
 until its record is durable, for the given duration. Then the log is closed,
 reopened (recovery runs) and replayed with every checksum verified. Without
 --dir a fresh temporary directory is used and removed afterwards.
 
+--cold drops the log's pages from the page cache before the reopen, so that
+recovery and replay read from the disk. --replay-huge-pages replays with
+wal.Options.ReplayHugePages (with --cold, that is where it acts).
+
 examples:
   walctl bench
   walctl bench --writers 64 --size 128 --duration 10s
-  walctl bench --backend pwrite --json`,
+  walctl bench --backend pwrite --json
+  walctl bench --backend pwrite --duration 10s --cold --replay-huge-pages`,
 		run: runBench,
 	})
 }
@@ -50,6 +57,8 @@ type benchResult struct {
 	FsyncsPerSec  float64 `json:"fsyncs_per_sec"`
 	ReplayRecords uint64  `json:"replay_records"`
 	ReplayMBPerS  float64 `json:"replay_mb_per_sec"`
+	ReplayCold    bool    `json:"replay_cold"`
+	ReplayHuge    bool    `json:"replay_huge_pages"`
 	RecoverMs     float64 `json:"recover_ms"`
 }
 
@@ -61,6 +70,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	size := fs.Int("size", 1024, "record size in bytes (0..16777216)")
 	duration := fs.Duration("duration", 5*time.Second, "how long to append (100ms..1h)")
 	backend := fs.String("backend", "auto", "auto, uring or pwrite")
+	cold := fs.Bool("cold", false, "drop the log's pages from the page cache before the reopen")
+	huge := fs.Bool("replay-huge-pages", false, "replay with wal.Options.ReplayHugePages")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,8 +100,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(tmp)
 		d = tmp
 	}
-	opts := wal.Options{Backend: wal.Backend(*backend)}
-	res, err := benchRun(d, opts, *writers, *size, *duration, stderr)
+	opts := wal.Options{Backend: wal.Backend(*backend), ReplayHugePages: *huge}
+	res, err := benchRun(d, opts, *writers, *size, *duration, *cold, stderr)
 	if err != nil {
 		return err
 	}
@@ -100,17 +111,24 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "backend=%s writers=%d size=%d: %d records in %.1fs, %.0f records/s, %.1f MB/s, append p50 %.0fus p99 %.0fus p999 %.0fus, %.1f records/batch, %.0f fsyncs/s\n",
 		res.Backend, res.Writers, res.Size, res.Records, res.Seconds, res.RecordsPerSec, res.MBPerSec,
 		res.P50us, res.P99us, res.P999us, res.AvgBatch, res.FsyncsPerSec)
-	fmt.Fprintf(stdout, "reopen: recovered in %.0fms; replay: %d records, %.0f MB/s, every checksum verified\n",
-		res.RecoverMs, res.ReplayRecords, res.ReplayMBPerS)
+	how := ""
+	if res.ReplayCold {
+		how = " from the disk"
+	}
+	if res.ReplayHuge {
+		how += " (huge pages)"
+	}
+	fmt.Fprintf(stdout, "reopen: recovered in %.0fms; replay%s: %d records, %.0f MB/s, every checksum verified\n",
+		res.RecoverMs, how, res.ReplayRecords, res.ReplayMBPerS)
 	return nil
 }
 
-func benchRun(dir string, opts wal.Options, writers, size int, dur time.Duration, progress io.Writer) (benchResult, error) {
+func benchRun(dir string, opts wal.Options, writers, size int, dur time.Duration, cold bool, progress io.Writer) (benchResult, error) {
 	w, err := wal.Open(dir, opts)
 	if err != nil {
 		return benchResult{}, err
 	}
-	res := benchResult{Backend: string(w.Backend()), Writers: writers, Size: size}
+	res := benchResult{Backend: string(w.Backend()), Writers: writers, Size: size, ReplayCold: cold, ReplayHuge: opts.ReplayHugePages}
 	startLSN := w.LastLSN()
 	before := w.Stats()
 
@@ -193,6 +211,11 @@ loop:
 	}
 	res.FsyncsPerSec = float64(st.Fsyncs-before.Fsyncs) / res.Seconds
 
+	if cold {
+		if err := dropCached(dir); err != nil {
+			return res, fmt.Errorf("--cold: %w", err)
+		}
+	}
 	t := time.Now()
 	w, err = wal.Open(dir, opts)
 	if err != nil {
@@ -223,4 +246,33 @@ loop:
 	}
 	res.ReplayMBPerS = float64(bytes) / time.Since(t).Seconds() / 1e6
 	return res, nil
+}
+
+// dropCached writes back and drops from the page cache the pages of every
+// file in dir (the closed log), so that the next reads come from the disk.
+func dropCached(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if err == nil {
+			fsys.DropCached(int(f.Fd()), 0, 0)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
