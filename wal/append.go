@@ -922,29 +922,15 @@ func (w *WAL) inlineLocked(b *batch) bool {
 }
 
 // runInline runs b's chain on the appender's goroutine (inlineLocked) and
-// completes it as the completer would.
+// completes it as the completer does (chainDone).
 func (w *WAL) runInline(b *batch) {
 	if cap(w.inlineRes) < len(b.ops) {
 		w.inlineRes = make([]int32, len(b.ops))
 	}
 	res := w.inlineRes[:len(b.ops)]
 	execPrepared(w.pwrite.io, b.ops, b.prep, res)
-	err := ring.Check(b.ops, res)
-	if b.prepErr != nil {
-		err = b.prepErr // nothing was written
-	}
-	lat := time.Since(b.submitAt)
-	for _, p := range b.pieces {
-		if p.fixed {
-			_ = w.pool.CompleteInFlight(p.idx)
-		}
-	}
 	w.stats.inline.Add(1)
-	w.mu.Lock()
-	w.inlineBusy = false
-	berr := w.completeLocked(b, err, lat)
-	w.mu.Unlock()
-	b.finish(berr)
+	w.chainDone(b, res, false)
 }
 
 // feeder fills in the checksums of io_uring chains that only write
@@ -1136,37 +1122,39 @@ func (w *WAL) completer() {
 	defer close(w.compDone)
 	for b := range w.submitted {
 		res, rescued := w.awaitChain(b)
-		err := ring.Check(b.ops, res)
-		if b.prepErr != nil {
-			err = b.prepErr // nothing was written
-		}
-		lat := time.Since(b.submitAt)
-		if rescued {
-			w.abandon(b) // still in the kernel: keeps its buffers
-		} else {
-			if r, ok := b.comp.(ring.Releaser); ok {
-				r.Release() // no one holds b.comp past this point
-			}
-			for _, p := range b.pieces {
-				if p.fixed {
-					_ = w.pool.CompleteInFlight(p.idx)
-				}
-			}
-		}
-		b.comp = nil
-
-		w.mu.Lock()
-		berr := w.completeLocked(b, err, lat)
-		w.mu.Unlock()
-		b.finish(berr)
+		w.chainDone(b, res, rescued)
 	}
 }
 
-// completeLocked accounts for b's chain, which completed with err after
-// lat: its records are durable if it synced and nothing failed, its
-// buffers go back, and the next chains go. It returns the error b's
-// waiters get (the caller finishes b after letting go of w.mu).
-func (w *WAL) completeLocked(b *batch, err error, lat time.Duration) error {
+// chainDone completes b's chain, whose ops returned res (rescued: the
+// kernel still has it, see awaitChain): its records are durable if it
+// synced and nothing failed, its buffers go back, the next chains go, and
+// its waiters are woken. The completer calls it for every chain it is
+// handed, an appender for the chain it ran itself (runInline).
+func (w *WAL) chainDone(b *batch, res []int32, rescued bool) {
+	err := ring.Check(b.ops, res)
+	if b.prepErr != nil {
+		err = b.prepErr // nothing was written
+	}
+	lat := time.Since(b.submitAt)
+	if rescued {
+		w.abandon(b) // still in the kernel: keeps its buffers
+	} else {
+		if r, ok := b.comp.(ring.Releaser); ok {
+			r.Release() // no one holds b.comp past this point
+		}
+		for _, p := range b.pieces {
+			if p.fixed {
+				_ = w.pool.CompleteInFlight(p.idx)
+			}
+		}
+	}
+	b.comp = nil
+
+	w.mu.Lock()
+	if b.inline {
+		w.inlineBusy = false
+	}
 	w.noteWaitingLocked()
 	w.waiting -= b.calls
 	w.inflight--
@@ -1191,5 +1179,6 @@ func (w *WAL) completeLocked(b *batch, err error, lat time.Duration) error {
 	}
 	w.pumpLocked()
 	w.cond.Broadcast()
-	return berr
+	w.mu.Unlock()
+	b.finish(berr)
 }

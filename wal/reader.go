@@ -386,7 +386,8 @@ func (r *Reader) open() error {
 	if err := sr.Seek(segment.Position{Offset: off, LSN: r.next}); err != nil {
 		return err
 	}
-	if ra == r.mr && r.mr.huge && switched {
+	viaMap := ra == r.mr
+	if viaMap && r.mr.huge && switched {
 		// The kernel reads a 2 MiB folio in only where no page of it is
 		// cached, and then goes on reading ahead in folios of the size it
 		// started with. Open's header read left a few small pages at the
@@ -395,7 +396,7 @@ func (r *Reader) open() error {
 		// fault reads in 2 MiB folios.
 		fsys.DropCached(int(r.f.Fd()), off&^(mapAlign-1), mapAlign)
 	}
-	r.sr, r.size, r.fresh, r.viaMap = sr, fi.Size(), fresh, ra == r.mr
+	r.sr, r.size, r.fresh, r.viaMap = sr, fi.Size(), fresh, viaMap
 	return nil
 }
 
