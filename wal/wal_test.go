@@ -60,7 +60,6 @@ func payload(id uint64, size int) []byte {
 	return p
 }
 
-// readAll returns every record from lsn on.
 // requireRecords reads the whole log and checks that it holds want, in
 // order, from LSN 1.
 func requireRecords(t *testing.T, w *WAL, want [][]byte) {
@@ -72,6 +71,7 @@ func requireRecords(t *testing.T, w *WAL, want [][]byte) {
 	}
 }
 
+// readAll returns every record from lsn on.
 func readAll(t *testing.T, w *WAL, from uint64) []Record {
 	t.Helper()
 	r, err := w.NewReader(from)
